@@ -1,0 +1,2 @@
+//! The `deaddrop` command.
+fn main() {}

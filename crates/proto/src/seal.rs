@@ -57,6 +57,25 @@ impl Encapsulation {
         }
     }
 
+    /// Builds an `rsa-oaep` encapsulation from an OAEP ciphertext made elsewhere (test vectors
+    /// make it with a seeded OAEP), applying the key-private expansion with `rng`.
+    pub fn from_rsa_ciphertext(
+        address: &Address,
+        oaep_ciphertext: &[u8],
+        shared: [u8; 32],
+        rng: &mut impl CryptoRng,
+    ) -> Result<Self, SealError> {
+        if address.suite() != Suite::RsaOaep {
+            return Err(SealError::BadReceiverKey("rsa-oaep"));
+        }
+        let phrase = rsa::expand(address.key_bytes(), oaep_ciphertext, rng)
+            .ok_or(SealError::BadReceiverKey("rsa-oaep"))?;
+        Ok(Encapsulation {
+            phrase,
+            shared: Zeroizing::new(shared),
+        })
+    }
+
     /// The KEM ciphertext.
     pub fn phrase(&self) -> &[u8] {
         &self.phrase

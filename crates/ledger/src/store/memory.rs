@@ -1,0 +1,90 @@
+//! The in-memory store (`--store memory`): nothing touches the disk, everything is lost when the
+//! process ends. For tests and throwaway ledgers; the server says so when it starts.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{Appended, Bounds, Record, Store, StoreError};
+
+/// Entries in a deque, oldest first.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    records: VecDeque<Record>,
+    newest: Option<u64>,
+    last_time: u64,
+    closed: bool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock means a panic while holding it; the data is still consistent
+        // because every critical section below completes its change before it can panic.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError> {
+        let mut g = self.lock();
+        if g.closed {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        let id = g.newest.map_or(1, |n| n + 1);
+        let time_ms = now_ms.max(g.last_time);
+        g.records.push_back(Record { id, time_ms, entry });
+        g.newest = Some(id);
+        g.last_time = time_ms;
+        Ok(Appended { id, time_ms })
+    }
+
+    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let g = self.lock();
+        let Some(first) = g.records.front().map(|r| r.id) else {
+            return Ok(Vec::new());
+        };
+        let skip = after.saturating_add(1).saturating_sub(first);
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        Ok(g.records.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    fn bounds(&self) -> Bounds {
+        let g = self.lock();
+        Bounds {
+            oldest: g.records.front().map(|r| r.id),
+            newest: g.newest,
+        }
+    }
+
+    async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        let mut g = self.lock();
+        let mut n = 0;
+        while g.records.front().is_some_and(|r| r.time_ms < cutoff_ms) {
+            g.records.pop_front();
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.lock().closed = true;
+        Ok(())
+    }
+}

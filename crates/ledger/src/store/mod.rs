@@ -1,0 +1,113 @@
+//! Storage backends for the ledger (DESIGN §3.7). Every backend keeps the same promises, checked
+//! by one conformance suite (`tests/store_conformance.rs`):
+//!
+//! - ids are assigned by the store, start at 1, strictly increase and are never reused, not
+//!   even after every entry expired or the process restarted;
+//! - times never decrease with increasing id;
+//! - `append` resolves only once the entry is as durable as the backend can make it, and readers
+//!   see an entry only after that;
+//! - entries expire from the oldest end.
+
+pub mod log;
+pub mod memory;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use thiserror::Error;
+
+/// One stored entry with the id and time the ledger assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The entry id (paper III.2).
+    pub id: u64,
+    /// When the ledger accepted it, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The entry's bytes.
+    pub entry: Bytes,
+}
+
+/// The ids a store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// The oldest id still held, if any.
+    pub oldest: Option<u64>,
+    /// The newest id ever assigned (it may have expired), if any.
+    pub newest: Option<u64>,
+}
+
+impl Bounds {
+    /// Number of entries held.
+    pub fn held(&self) -> u64 {
+        match (self.oldest, self.newest) {
+            (Some(o), Some(n)) if n >= o => n - o + 1,
+            _ => 0,
+        }
+    }
+}
+
+/// What an append returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The id assigned.
+    pub id: u64,
+    /// The time assigned, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// A storage failure.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("storage I/O failed while {context}: {source}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The data directory holds something the store cannot read.
+    #[error("the ledger data in {path} is damaged: {detail}")]
+    Corrupt {
+        /// The file or directory.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store is shutting down or its backend is unreachable.
+    #[error("the ledger store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A ledger storage backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for `info` and logs: `embedded`, `memory`, ...
+    fn kind(&self) -> &'static str;
+
+    /// Appends one entry, assigning the next id and a time of at least `now_ms`. Resolves once
+    /// the entry is durable; concurrent appends may share one sync (group commit).
+    async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError>;
+
+    /// Up to `limit` entries with id > `after`, in id order.
+    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError>;
+
+    /// The ids held now.
+    fn bounds(&self) -> Bounds;
+
+    /// Removes every entry whose time is below `cutoff_ms`, oldest first. Returns how many were
+    /// removed.
+    async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError>;
+
+    /// Flushes and stops background work. Appends after this fail with `Unavailable`.
+    async fn close(&self) -> Result<(), StoreError>;
+}

@@ -1,9 +1,45 @@
 //! The deaddrop ledger (paper III): a public, append-only, chronological, expiring list of
 //! entries that anyone may append to and read, and that learns nothing about who talks to whom.
 //!
-//! This crate depends only on `deaddrop-proto`; the binary (`deaddrop serve`) parses flags and
-//! calls [`run`].
+//! This crate depends only on `deaddrop-proto`. The binary (`deaddrop serve`) parses flags,
+//! opens a [`store`], builds a [`Ledger`] and calls [`run`]; tests do the same on
+//! `127.0.0.1:0`.
 
+pub mod api;
+pub mod config;
+pub mod ledger;
+pub mod metrics;
+pub mod policy;
+pub mod problem;
 pub mod store;
 
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::Config;
 pub use deaddrop_proto as proto;
+pub use ledger::Ledger;
+
+/// Serves `ledger` on `listener` until `shutdown` resolves; then stops accepting, lets
+/// in-flight requests finish, closes push streams, and closes the store (which syncs).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    ledger: Arc<Ledger>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let maintenance = tokio::spawn(ledger.clone().maintain());
+    let app = api::router(ledger.clone());
+    let l = ledger.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            l.begin_shutdown();
+        })
+        .await;
+    ledger.begin_shutdown();
+    let _ = maintenance.await;
+    if let Err(e) = ledger.store().close().await {
+        tracing::error!(error = %e, "closing the store failed");
+    }
+    served
+}

@@ -1,0 +1,279 @@
+//! The HTTP API (`docs/API.md`): routes, query parsing, framing, the push stream, and limits.
+//! Nothing here reads the peer's address: handlers have no access to it, and nothing is logged
+//! per request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use deaddrop_proto::wire::{
+    Frame, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE, FRAME_HEADER_LEN, HEADER_GAP, HEADER_NEWEST, HEADER_NEXT_AFTER,
+    HEADER_OLDEST, HEADER_POW_BITS,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{broadcast, Semaphore};
+
+use crate::ledger::Ledger;
+use crate::problem::ApiError;
+
+/// The router for `ledger`.
+pub fn router(ledger: Arc<Ledger>) -> Router {
+    let inflight = Arc::new(Semaphore::new(ledger.config().max_inflight));
+    Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/entries", get(read).post(append))
+        .route("/v1/stream", get(stream))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state((ledger.clone(), inflight), limit))
+        .with_state(ledger)
+}
+
+/// Refuses requests beyond `max_inflight` with 503 and bounds each request's time.
+async fn limit(State((ledger, inflight)): State<(Arc<Ledger>, Arc<Semaphore>)>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = inflight.try_acquire() else {
+        let e = ApiError::overloaded("requests");
+        ledger.count_rejection(&e);
+        return e.into_response();
+    };
+    let is_stream = req.uri().path() == "/v1/stream";
+    if is_stream {
+        // The upgrade response returns at once; the stream itself is bounded by the
+        // subscriber limit, not by the request timeout.
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(ledger.config().request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            let e = ApiError::timeout();
+            ledger.count_rejection(&e);
+            e.into_response()
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(ledger): State<Arc<Ledger>>) -> Response {
+    let mut res = ledger.metrics.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    res
+}
+
+async fn info(State(ledger): State<Arc<Ledger>>) -> Response {
+    let mut res = Json(ledger.info()).into_response();
+    res.headers_mut().insert(HEADER_POW_BITS, HeaderValue::from(u16::from(ledger.pow_bits())));
+    res
+}
+
+async fn not_found(State(ledger): State<Arc<Ledger>>, uri: Uri) -> ApiError {
+    let e = ApiError::not_found(uri.path());
+    ledger.count_rejection(&e);
+    e
+}
+
+async fn method_not_allowed(State(ledger): State<Arc<Ledger>>, method: Method, uri: Uri) -> ApiError {
+    let e = ApiError::method(method.as_str(), uri.path());
+    ledger.count_rejection(&e);
+    e
+}
+
+async fn append(State(ledger): State<Arc<Ledger>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = ctype.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/octet-stream") {
+        let e = ApiError::media_type();
+        ledger.count_rejection(&e);
+        return Err(e);
+    }
+    let limit = ledger.config().suite.layout().entry_len;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        let e = ApiError::too_large(limit);
+        ledger.count_rejection(&e);
+        e
+    })?;
+    let accepted = ledger.append(bytes).await?;
+    let mut res = (StatusCode::CREATED, Json(accepted)).into_response();
+    res.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/entries?after={}&limit=1", accepted.id - 1)).unwrap_or(HeaderValue::from_static("/v1/entries")));
+    Ok(res)
+}
+
+/// Reads an optional unsigned integer parameter, with messages that say what is allowed.
+fn param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_query(format!("`{name}` must be a whole number from 0 to {}; got `{}`", u64::MAX, v.chars().take(40).collect::<String>()))
+        }),
+    }
+}
+
+async fn read(State(ledger): State<Arc<Ledger>>, query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+    let q = query.map(|Query(q)| q).map_err(|e| {
+        let e = ApiError::bad_query(format!("the query string cannot be read: {e}"));
+        ledger.count_rejection(&e);
+        e
+    })?;
+    let parsed = (|| {
+        let after = param(&q, "after")?.unwrap_or(0);
+        let max = ledger.config().max_page;
+        let limit = match param(&q, "limit")? {
+            None => ledger.config().default_page,
+            Some(0) => return Err(ApiError::bad_query(format!("`limit` must be from 1 to {max}"))),
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(max),
+        };
+        Ok((after, limit))
+    })();
+    let (after, limit) = parsed.inspect_err(|e| ledger.count_rejection(e))?;
+    let page = ledger.read(after, limit).await?;
+    let entry_len = ledger.config().suite.layout().entry_len;
+    let mut body = Vec::with_capacity(page.records.len() * (FRAME_HEADER_LEN + entry_len));
+    for r in &page.records {
+        Frame { id: r.id, time_ms: r.time_ms, entry: &r.entry }.encode(&mut body);
+    }
+    let next_after = page.records.last().map_or(after, |r| r.id).max(page.gap.map_or(0, |g| g.1));
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ENTRIES_MEDIA_TYPE));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(HEADER_NEXT_AFTER, HeaderValue::from(next_after));
+    h.insert(HEADER_POW_BITS, HeaderValue::from(u16::from(ledger.pow_bits())));
+    if let Some(o) = page.oldest {
+        h.insert(HEADER_OLDEST, HeaderValue::from(o));
+    }
+    if let Some(n) = page.newest {
+        h.insert(HEADER_NEWEST, HeaderValue::from(n));
+    }
+    if let Some((a, b)) = page.gap {
+        if let Ok(v) = HeaderValue::from_str(&format!("{a}-{b}")) {
+            h.insert(HEADER_GAP, v);
+        }
+    }
+    Ok(res)
+}
+
+async fn stream(
+    State(ledger): State<Arc<Ledger>>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let count = |e: ApiError| {
+        ledger.count_rejection(&e);
+        e
+    };
+    let q = query.map(|Query(q)| q).map_err(|e| count(ApiError::bad_query(format!("the query string cannot be read: {e}"))))?;
+    let after = param(&q, "after").map_err(count)?.unwrap_or(0);
+    let ws = ws.map_err(|_| count(ApiError::not_websocket()))?;
+    let slot = ledger.subscriber_slot().ok_or_else(|| count(ApiError::overloaded("push subscribers")))?;
+    let l = ledger.clone();
+    Ok(ws.max_message_size(64 * 1024).on_upgrade(move |socket| async move {
+        l.metrics.subscribers.inc();
+        subscriber(l.clone(), socket, after).await;
+        l.metrics.subscribers.dec();
+        drop(slot);
+    }))
+}
+
+/// How long one send to a subscriber may take before it is dropped as stalled.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one push subscriber: a hello, the backlog after `after`, then live entries. A
+/// subscriber that falls more than `subscriber_buffer` entries behind is closed with
+/// [`CLOSE_LAGGED`] and resumes by reading.
+async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
+    let (mut tx, mut rx) = socket.split();
+    let mut live = ledger.subscribe();
+    let mut stop = ledger.shutdown_signal();
+    let mut cursor = after;
+
+    // Backlog: everything already stored after `after`, page by page.
+    let mut first = true;
+    loop {
+        let page = match ledger.read(cursor, ledger.config().max_page).await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        if first {
+            let hello = StreamHello {
+                kind: "hello".into(),
+                oldest_id: page.oldest,
+                newest_id: page.newest,
+                gap: page.gap.map(|(a, b)| [a, b]),
+            };
+            let text = serde_json::to_string(&hello).unwrap_or_default();
+            if !deliver(&mut tx, Message::Text(text.into())).await {
+                return;
+            }
+            if let Some((_, b)) = page.gap {
+                cursor = cursor.max(b);
+            }
+            first = false;
+        }
+        if page.records.is_empty() {
+            break;
+        }
+        for r in &page.records {
+            if !deliver(&mut tx, frame_message(r)).await {
+                return;
+            }
+            ledger.metrics.pushed.inc();
+            cursor = r.id;
+        }
+    }
+
+    loop {
+        tokio::select! {
+            got = live.recv() => match got {
+                Ok(r) if r.id <= cursor => {}
+                Ok(r) => {
+                    if !deliver(&mut tx, frame_message(&r)).await {
+                        return;
+                    }
+                    ledger.metrics.pushed.inc();
+                    cursor = r.id;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    ledger.metrics.lagged.inc();
+                    let reason = format!("lagged: read /v1/entries?after={cursor} and reconnect");
+                    let _ = deliver(&mut tx, Message::Close(Some(CloseFrame { code: CLOSE_LAGGED, reason: reason.into() }))).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = rx.next() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = stop.changed() => {
+                let _ = deliver(&mut tx, Message::Close(Some(CloseFrame { code: 1001, reason: "the ledger is shutting down".into() }))).await;
+                return;
+            }
+        }
+    }
+}
+
+fn frame_message(r: &crate::store::Record) -> Message {
+    let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + r.entry.len());
+    Frame { id: r.id, time_ms: r.time_ms, entry: &r.entry }.encode(&mut buf);
+    Message::Binary(buf.into())
+}
+
+async fn deliver(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, msg: Message) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await, Ok(Ok(())))
+}

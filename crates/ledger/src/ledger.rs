@@ -1,0 +1,287 @@
+//! The ledger's core, independent of HTTP: checks and appends entries, serves pages with gaps,
+//! feeds push subscribers, and runs expiry and the two adaption rules once per tick.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use deaddrop_proto::wire::{Accepted, Info};
+use deaddrop_proto::{pow, Entry, PROTOCOL};
+use tokio::sync::{broadcast, watch, Semaphore};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::{DifficultyPolicy, LifetimePolicy};
+use crate::problem::ApiError;
+use crate::store::{Record, Store};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One page of a read.
+#[derive(Debug)]
+pub struct Page {
+    /// The entries, in id order.
+    pub records: Vec<Record>,
+    /// The oldest id held.
+    pub oldest: Option<u64>,
+    /// The newest id assigned.
+    pub newest: Option<u64>,
+    /// Ids after the reader's position that expired before it read them: `(first, last)`.
+    pub gap: Option<(u64, u64)>,
+}
+
+struct Policies {
+    lifetime: LifetimePolicy,
+    difficulty: DifficultyPolicy,
+    last_tick: Instant,
+}
+
+/// A running ledger.
+pub struct Ledger {
+    config: Config,
+    store: Arc<dyn Store>,
+    policies: Mutex<Policies>,
+    lifetime_ms: AtomicU64,
+    pow_current: AtomicU8,
+    pow_accepted: AtomicU8,
+    tick_appends: AtomicU64,
+    tick_bytes: AtomicU64,
+    feed: broadcast::Sender<Record>,
+    subscribers: Arc<Semaphore>,
+    shutdown: watch::Sender<bool>,
+    /// The metrics, rendered by `GET /metrics`.
+    pub metrics: Metrics,
+}
+
+impl Ledger {
+    /// A ledger over `store`.
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Ledger> {
+        let lifetime = LifetimePolicy::new(config.lifetime, config.min_lifetime, config.max_bytes);
+        let difficulty = DifficultyPolicy::new(config.pow_bits, config.pow_max_bits, config.pow_rate);
+        let (feed, _) = broadcast::channel(config.subscriber_buffer.max(16));
+        let ledger = Ledger {
+            lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
+            pow_current: AtomicU8::new(difficulty.current()),
+            pow_accepted: AtomicU8::new(difficulty.accepted()),
+            policies: Mutex::new(Policies { lifetime, difficulty, last_tick: Instant::now() }),
+            tick_appends: AtomicU64::new(0),
+            tick_bytes: AtomicU64::new(0),
+            feed,
+            subscribers: Arc::new(Semaphore::new(config.max_subscribers)),
+            shutdown: watch::channel(false).0,
+            metrics: Metrics::new(),
+            store,
+            config,
+        };
+        ledger.update_gauges();
+        Arc::new(ledger)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn entry_len(&self) -> usize {
+        self.config.suite.layout().entry_len
+    }
+
+    /// The current lifetime.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_millis(self.lifetime_ms.load(Ordering::Relaxed))
+    }
+
+    /// The difficulty advertised now.
+    pub fn pow_bits(&self) -> u8 {
+        self.pow_current.load(Ordering::Relaxed)
+    }
+
+    /// Checks and appends one entry; resolves once it is durable.
+    pub async fn append(&self, body: Bytes) -> Result<Accepted, ApiError> {
+        let started = Instant::now();
+        let suite = self.config.suite;
+        let entry = Entry::parse(suite, &body).map_err(|_| self.reject(ApiError::entry_size(suite.name(), self.entry_len(), body.len())))?;
+        let needed = self.pow_accepted.load(Ordering::Relaxed);
+        if !pow::verify(&entry, needed) {
+            return Err(self.reject(ApiError::pow(self.pow_bits())));
+        }
+        let held = self.store.bounds().held() * self.entry_len() as u64;
+        if held >= self.config.max_bytes && self.lifetime() <= self.config.min_lifetime {
+            return Err(self.reject(ApiError::full()));
+        }
+        let len = body.len() as u64;
+        let a = self
+            .store
+            .append(body.clone(), now_ms())
+            .await
+            .map_err(|e| self.reject(ApiError::store(format!("the entry was not stored: {e}; retry"))))?;
+        let _ = self.feed.send(Record { id: a.id, time_ms: a.time_ms, entry: body });
+        self.tick_appends.fetch_add(1, Ordering::Relaxed);
+        self.tick_bytes.fetch_add(len, Ordering::Relaxed);
+        self.metrics.appends.inc();
+        self.metrics.append_bytes.inc_by(len);
+        self.metrics.append_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(Accepted {
+            id: a.id,
+            time: a.time_ms,
+            expires_at: a.time_ms.saturating_add(self.lifetime_ms.load(Ordering::Relaxed)),
+        })
+    }
+
+    fn reject(&self, e: ApiError) -> ApiError {
+        self.metrics.reject(e.reason);
+        e
+    }
+
+    /// Counts a refusal decided outside the core (bad query, wrong method, ...).
+    pub fn count_rejection(&self, e: &ApiError) {
+        self.metrics.reject(e.reason);
+    }
+
+    /// Up to `limit` entries after `after`, and the gap if entries after it expired unread.
+    pub async fn read(&self, after: u64, limit: usize) -> Result<Page, ApiError> {
+        let started = Instant::now();
+        let limit = limit.clamp(1, self.config.max_page);
+        let bounds = self.store.bounds();
+        let records = self
+            .store
+            .read(after, limit)
+            .await
+            .map_err(|e| self.reject(ApiError::store(format!("reading failed: {e}; retry"))))?;
+        let gap = gap_after(after, bounds.oldest, bounds.newest, records.first().map(|r| r.id));
+        self.metrics.reads.inc();
+        self.metrics.read_entries.inc_by(records.len() as u64);
+        self.metrics.read_bytes.inc_by(records.iter().map(|r| r.entry.len() as u64).sum());
+        self.metrics.read_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(Page { records, oldest: bounds.oldest, newest: bounds.newest, gap })
+    }
+
+    /// `GET /v1/info`.
+    pub fn info(&self) -> Info {
+        let b = self.store.bounds();
+        Info {
+            protocol: PROTOCOL.to_string(),
+            suite: self.config.suite.name().to_string(),
+            entry_bytes: self.entry_len(),
+            lifetime_s: self.lifetime().as_secs(),
+            max_lifetime_s: self.config.lifetime.as_secs(),
+            min_lifetime_s: self.config.min_lifetime.as_secs(),
+            pow_bits: self.pow_bits(),
+            oldest_id: b.oldest,
+            newest_id: b.newest,
+            entries: b.held(),
+            max_page: self.config.max_page,
+            store: self.store.kind().to_string(),
+            mirror_of: self.config.mirror_of.clone(),
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// A receiver of every entry appended from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Record> {
+        self.feed.subscribe()
+    }
+
+    /// A subscriber slot, or `None` when the ledger serves the most it allows.
+    pub fn subscriber_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.subscribers.clone().try_acquire_owned().ok()
+    }
+
+    /// Resolves when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells subscribers and the maintenance loop to stop.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// One maintenance tick: adapt lifetime and difficulty, expire, refresh gauges.
+    pub async fn tick(&self) {
+        let (lifetime, current, accepted) = {
+            let mut p = self.policies.lock().unwrap_or_else(|e| e.into_inner());
+            let elapsed = p.last_tick.elapsed();
+            p.last_tick = Instant::now();
+            let held = self.store.bounds().held() * self.entry_len() as u64;
+            let lifetime = p.lifetime.tick(elapsed, self.tick_bytes.swap(0, Ordering::Relaxed), held);
+            let current = p.difficulty.tick(elapsed, self.tick_appends.swap(0, Ordering::Relaxed));
+            self.metrics.inflow_bytes_per_second.set(p.lifetime.inflow_rate());
+            (lifetime, current, p.difficulty.accepted())
+        };
+        self.lifetime_ms.store(lifetime.as_millis() as u64, Ordering::Relaxed);
+        self.pow_current.store(current, Ordering::Relaxed);
+        self.pow_accepted.store(accepted, Ordering::Relaxed);
+        let cutoff = now_ms().saturating_sub(lifetime.as_millis() as u64);
+        match self.store.expire(cutoff).await {
+            Ok(n) => {
+                self.metrics.expired.inc_by(n);
+            }
+            Err(e) => tracing::warn!(error = %e, "expiry failed; will retry"),
+        }
+        self.update_gauges();
+    }
+
+    fn update_gauges(&self) {
+        let held = self.store.bounds().held();
+        self.metrics.entries_held.set(held as i64);
+        self.metrics.bytes_held.set((held * self.entry_len() as u64) as i64);
+        self.metrics.lifetime_seconds.set(self.lifetime().as_secs() as i64);
+        self.metrics.pow_bits.set(i64::from(self.pow_bits()));
+        self.metrics.subscribers.set((self.config.max_subscribers - self.subscribers.available_permits()) as i64);
+    }
+
+    /// Runs [`Ledger::tick`] every `expiry_interval` until shutdown.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut stop = self.shutdown_signal();
+        let mut every = tokio::time::interval(self.config.expiry_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => self.tick().await,
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// The ids a reader at `after` missed: those between it and the oldest entry held (or the
+/// first one returned), when they expired before it read them.
+pub fn gap_after(after: u64, oldest: Option<u64>, newest: Option<u64>, first_returned: Option<u64>) -> Option<(u64, u64)> {
+    let next = after.checked_add(1)?;
+    let first_alive = first_returned.or(oldest);
+    match (first_alive, newest) {
+        (Some(f), _) if f > next => Some((next, f - 1)),
+        (None, Some(n)) if n >= next => Some((next, n)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gap_after;
+
+    #[test]
+    fn gaps_are_exact() {
+        assert_eq!(gap_after(0, Some(1), Some(5), Some(1)), None);
+        assert_eq!(gap_after(0, Some(4), Some(5), Some(4)), Some((1, 3)));
+        assert_eq!(gap_after(2, Some(4), Some(5), Some(4)), Some((3, 3)));
+        assert_eq!(gap_after(3, Some(4), Some(5), Some(4)), None);
+        assert_eq!(gap_after(0, None, Some(5), None), Some((1, 5)));
+        assert_eq!(gap_after(5, None, Some(5), None), None);
+        assert_eq!(gap_after(9, Some(4), Some(5), None), None);
+        assert_eq!(gap_after(u64::MAX, Some(4), Some(5), None), None);
+    }
+}

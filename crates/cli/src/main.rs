@@ -1,2 +1,56 @@
-//! The `deaddrop` command.
-fn main() {}
+//! The `deaddrop` command: client subcommands, `deaddrop serve` and benchmarks.
+//!
+//! This file only parses the command line and dispatches; each subcommand lives in its own
+//! module. Every subcommand honours the global `--json`, which replaces the human-readable
+//! output with one JSON object for scripts.
+#![forbid(unsafe_code)]
+// Printing results is this binary's job.
+#![allow(clippy::print_stdout)]
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+/// Anonymous messaging over a public ledger.
+#[derive(Debug, Parser)]
+#[command(name = "deaddrop", version)]
+struct Cli {
+    /// Print one JSON object instead of human-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure how fast this machine can do what deaddrop needs.
+    Bench(bench::BenchArgs),
+}
+
+/// Options every subcommand can read.
+#[derive(Clone, Copy, Debug)]
+pub struct Global {
+    /// `--json`: print one JSON object.
+    pub json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let global = Global { json: cli.json };
+    match cli.command {
+        Command::Bench(args) => bench::run(global, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

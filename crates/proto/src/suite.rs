@@ -11,10 +11,11 @@ use crate::error::AddressError;
 
 /// A cryptographic suite. A ledger carries exactly one suite, so all of its entries share one
 /// shape (DESIGN §3.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Suite {
     /// Hybrid post-quantum KEM: X25519 + ML-KEM-768 with the X-Wing combiner. The default.
+    #[default]
     XWing,
     /// The paper's suite: RSA-3072 with OAEP-SHA256, made key-private.
     RsaOaep,
@@ -150,8 +151,3 @@ impl FromStr for Suite {
     }
 }
 
-impl Default for Suite {
-    fn default() -> Self {
-        Suite::XWing
-    }
-}

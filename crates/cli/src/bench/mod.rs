@@ -1,0 +1,29 @@
+//! `deaddrop bench ...`: benchmarks that print their result next to the limit measured in the
+//! same run (DESIGN §4: every claim about speed is a ratio against the limit).
+
+mod scan;
+
+use clap::{Args, Subcommand};
+
+use crate::Global;
+
+/// `deaddrop bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Trial decryption: entries scanned per second against raw decapsulations per second,
+    /// on one thread and on all cores.
+    Scan(scan::ScanArgs),
+}
+
+/// Runs a `deaddrop bench` subcommand.
+pub fn run(global: Global, args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Scan(args) => scan::run(global, args),
+    }
+}

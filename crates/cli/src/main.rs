@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a ledger: the public, append-only, expiring list of entries.
+    Serve(serve::ServeArgs),
     /// Measure how fast this machine can do what deaddrop needs.
     Bench(bench::BenchArgs),
 }
@@ -36,10 +39,22 @@ pub struct Global {
     pub json: bool,
 }
 
+/// Logs to stderr; `RUST_LOG` adjusts the level (default `info`). Nothing logged anywhere in
+/// deaddrop carries a client address or a secret.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let global = Global { json: cli.json };
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(global, args),
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use deaddrop_proto::wire::{
-    Frame, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE, FRAME_HEADER_LEN, HEADER_GAP, HEADER_NEWEST, HEADER_NEXT_AFTER,
-    HEADER_OLDEST, HEADER_POW_BITS,
+    Frame, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE, FRAME_HEADER_LEN, HEADER_GAP,
+    HEADER_NEWEST, HEADER_NEXT_AFTER, HEADER_OLDEST, HEADER_POW_BITS,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, Semaphore};
@@ -36,12 +36,19 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state((ledger.clone(), inflight), limit))
+        .layer(middleware::from_fn_with_state(
+            (ledger.clone(), inflight),
+            limit,
+        ))
         .with_state(ledger)
 }
 
 /// Refuses requests beyond `max_inflight` with 503 and bounds each request's time.
-async fn limit(State((ledger, inflight)): State<(Arc<Ledger>, Arc<Semaphore>)>, req: Request, next: Next) -> Response {
+async fn limit(
+    State((ledger, inflight)): State<(Arc<Ledger>, Arc<Semaphore>)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Ok(_permit) = inflight.try_acquire() else {
         let e = ApiError::overloaded("requests");
         ledger.count_rejection(&e);
@@ -78,7 +85,10 @@ async fn metrics(State(ledger): State<Arc<Ledger>>) -> Response {
 
 async fn info(State(ledger): State<Arc<Ledger>>) -> Response {
     let mut res = Json(ledger.info()).into_response();
-    res.headers_mut().insert(HEADER_POW_BITS, HeaderValue::from(u16::from(ledger.pow_bits())));
+    res.headers_mut().insert(
+        HEADER_POW_BITS,
+        HeaderValue::from(u16::from(ledger.pow_bits())),
+    );
     res
 }
 
@@ -88,14 +98,25 @@ async fn not_found(State(ledger): State<Arc<Ledger>>, uri: Uri) -> ApiError {
     e
 }
 
-async fn method_not_allowed(State(ledger): State<Arc<Ledger>>, method: Method, uri: Uri) -> ApiError {
+async fn method_not_allowed(
+    State(ledger): State<Arc<Ledger>>,
+    method: Method,
+    uri: Uri,
+) -> ApiError {
     let e = ApiError::method(method.as_str(), uri.path());
     ledger.count_rejection(&e);
     e
 }
 
-async fn append(State(ledger): State<Arc<Ledger>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+async fn append(
+    State(ledger): State<Arc<Ledger>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = ctype.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/octet-stream") {
         let e = ApiError::media_type();
@@ -110,7 +131,11 @@ async fn append(State(ledger): State<Arc<Ledger>>, headers: HeaderMap, body: Bod
     })?;
     let accepted = ledger.append(bytes).await?;
     let mut res = (StatusCode::CREATED, Json(accepted)).into_response();
-    res.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/entries?after={}&limit=1", accepted.id - 1)).unwrap_or(HeaderValue::from_static("/v1/entries")));
+    res.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/v1/entries?after={}&limit=1", accepted.id - 1))
+            .unwrap_or(HeaderValue::from_static("/v1/entries")),
+    );
     Ok(res)
 }
 
@@ -119,12 +144,19 @@ fn param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiErro
     match q.get(name) {
         None => Ok(None),
         Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::bad_query(format!("`{name}` must be a whole number from 0 to {}; got `{}`", u64::MAX, v.chars().take(40).collect::<String>()))
+            ApiError::bad_query(format!(
+                "`{name}` must be a whole number from 0 to {}; got `{}`",
+                u64::MAX,
+                v.chars().take(40).collect::<String>()
+            ))
         }),
     }
 }
 
-async fn read(State(ledger): State<Arc<Ledger>>, query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+async fn read(
+    State(ledger): State<Arc<Ledger>>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let q = query.map(|Query(q)| q).map_err(|e| {
         let e = ApiError::bad_query(format!("the query string cannot be read: {e}"));
         ledger.count_rejection(&e);
@@ -135,7 +167,11 @@ async fn read(State(ledger): State<Arc<Ledger>>, query: Result<Query<HashMap<Str
         let max = ledger.config().max_page;
         let limit = match param(&q, "limit")? {
             None => ledger.config().default_page,
-            Some(0) => return Err(ApiError::bad_query(format!("`limit` must be from 1 to {max}"))),
+            Some(0) => {
+                return Err(ApiError::bad_query(format!(
+                    "`limit` must be from 1 to {max}"
+                )))
+            }
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(max),
         };
         Ok((after, limit))
@@ -145,15 +181,30 @@ async fn read(State(ledger): State<Arc<Ledger>>, query: Result<Query<HashMap<Str
     let entry_len = ledger.config().suite.layout().entry_len;
     let mut body = Vec::with_capacity(page.records.len() * (FRAME_HEADER_LEN + entry_len));
     for r in &page.records {
-        Frame { id: r.id, time_ms: r.time_ms, entry: &r.entry }.encode(&mut body);
+        Frame {
+            id: r.id,
+            time_ms: r.time_ms,
+            entry: &r.entry,
+        }
+        .encode(&mut body);
     }
-    let next_after = page.records.last().map_or(after, |r| r.id).max(page.gap.map_or(0, |g| g.1));
+    let next_after = page
+        .records
+        .last()
+        .map_or(after, |r| r.id)
+        .max(page.gap.map_or(0, |g| g.1));
     let mut res = body.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ENTRIES_MEDIA_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(ENTRIES_MEDIA_TYPE),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(HEADER_NEXT_AFTER, HeaderValue::from(next_after));
-    h.insert(HEADER_POW_BITS, HeaderValue::from(u16::from(ledger.pow_bits())));
+    h.insert(
+        HEADER_POW_BITS,
+        HeaderValue::from(u16::from(ledger.pow_bits())),
+    );
     if let Some(o) = page.oldest {
         h.insert(HEADER_OLDEST, HeaderValue::from(o));
     }
@@ -177,17 +228,25 @@ async fn stream(
         ledger.count_rejection(&e);
         e
     };
-    let q = query.map(|Query(q)| q).map_err(|e| count(ApiError::bad_query(format!("the query string cannot be read: {e}"))))?;
+    let q = query.map(|Query(q)| q).map_err(|e| {
+        count(ApiError::bad_query(format!(
+            "the query string cannot be read: {e}"
+        )))
+    })?;
     let after = param(&q, "after").map_err(count)?.unwrap_or(0);
     let ws = ws.map_err(|_| count(ApiError::not_websocket()))?;
-    let slot = ledger.subscriber_slot().ok_or_else(|| count(ApiError::overloaded("push subscribers")))?;
+    let slot = ledger
+        .subscriber_slot()
+        .ok_or_else(|| count(ApiError::overloaded("push subscribers")))?;
     let l = ledger.clone();
-    Ok(ws.max_message_size(64 * 1024).on_upgrade(move |socket| async move {
-        l.metrics.subscribers.inc();
-        subscriber(l.clone(), socket, after).await;
-        l.metrics.subscribers.dec();
-        drop(slot);
-    }))
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| async move {
+            l.metrics.subscribers.inc();
+            subscriber(l.clone(), socket, after).await;
+            l.metrics.subscribers.dec();
+            drop(slot);
+        }))
 }
 
 /// How long one send to a subscriber may take before it is dropped as stalled.
@@ -270,10 +329,21 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
 
 fn frame_message(r: &crate::store::Record) -> Message {
     let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + r.entry.len());
-    Frame { id: r.id, time_ms: r.time_ms, entry: &r.entry }.encode(&mut buf);
+    Frame {
+        id: r.id,
+        time_ms: r.time_ms,
+        entry: &r.entry,
+    }
+    .encode(&mut buf);
     Message::Binary(buf.into())
 }
 
-async fn deliver(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, msg: Message) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await, Ok(Ok(())))
+async fn deliver(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    msg: Message,
+) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await,
+        Ok(Ok(()))
+    )
 }

@@ -64,13 +64,18 @@ impl Ledger {
     /// A ledger over `store`.
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Ledger> {
         let lifetime = LifetimePolicy::new(config.lifetime, config.min_lifetime, config.max_bytes);
-        let difficulty = DifficultyPolicy::new(config.pow_bits, config.pow_max_bits, config.pow_rate);
+        let difficulty =
+            DifficultyPolicy::new(config.pow_bits, config.pow_max_bits, config.pow_rate);
         let (feed, _) = broadcast::channel(config.subscriber_buffer.max(16));
         let ledger = Ledger {
             lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
             pow_current: AtomicU8::new(difficulty.current()),
             pow_accepted: AtomicU8::new(difficulty.accepted()),
-            policies: Mutex::new(Policies { lifetime, difficulty, last_tick: Instant::now() }),
+            policies: Mutex::new(Policies {
+                lifetime,
+                difficulty,
+                last_tick: Instant::now(),
+            }),
             tick_appends: AtomicU64::new(0),
             tick_bytes: AtomicU64::new(0),
             feed,
@@ -112,7 +117,13 @@ impl Ledger {
     pub async fn append(&self, body: Bytes) -> Result<Accepted, ApiError> {
         let started = Instant::now();
         let suite = self.config.suite;
-        let entry = Entry::parse(suite, &body).map_err(|_| self.reject(ApiError::entry_size(suite.name(), self.entry_len(), body.len())))?;
+        let entry = Entry::parse(suite, &body).map_err(|_| {
+            self.reject(ApiError::entry_size(
+                suite.name(),
+                self.entry_len(),
+                body.len(),
+            ))
+        })?;
         let needed = self.pow_accepted.load(Ordering::Relaxed);
         if !pow::verify(&entry, needed) {
             return Err(self.reject(ApiError::pow(self.pow_bits())));
@@ -126,17 +137,29 @@ impl Ledger {
             .store
             .append(body.clone(), now_ms())
             .await
-            .map_err(|e| self.reject(ApiError::store(format!("the entry was not stored: {e}; retry"))))?;
-        let _ = self.feed.send(Record { id: a.id, time_ms: a.time_ms, entry: body });
+            .map_err(|e| {
+                self.reject(ApiError::store(format!(
+                    "the entry was not stored: {e}; retry"
+                )))
+            })?;
+        let _ = self.feed.send(Record {
+            id: a.id,
+            time_ms: a.time_ms,
+            entry: body,
+        });
         self.tick_appends.fetch_add(1, Ordering::Relaxed);
         self.tick_bytes.fetch_add(len, Ordering::Relaxed);
         self.metrics.appends.inc();
         self.metrics.append_bytes.inc_by(len);
-        self.metrics.append_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .append_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(Accepted {
             id: a.id,
             time: a.time_ms,
-            expires_at: a.time_ms.saturating_add(self.lifetime_ms.load(Ordering::Relaxed)),
+            expires_at: a
+                .time_ms
+                .saturating_add(self.lifetime_ms.load(Ordering::Relaxed)),
         })
     }
 
@@ -160,12 +183,26 @@ impl Ledger {
             .read(after, limit)
             .await
             .map_err(|e| self.reject(ApiError::store(format!("reading failed: {e}; retry"))))?;
-        let gap = gap_after(after, bounds.oldest, bounds.newest, records.first().map(|r| r.id));
+        let gap = gap_after(
+            after,
+            bounds.oldest,
+            bounds.newest,
+            records.first().map(|r| r.id),
+        );
         self.metrics.reads.inc();
         self.metrics.read_entries.inc_by(records.len() as u64);
-        self.metrics.read_bytes.inc_by(records.iter().map(|r| r.entry.len() as u64).sum());
-        self.metrics.read_seconds.observe(started.elapsed().as_secs_f64());
-        Ok(Page { records, oldest: bounds.oldest, newest: bounds.newest, gap })
+        self.metrics
+            .read_bytes
+            .inc_by(records.iter().map(|r| r.entry.len() as u64).sum());
+        self.metrics
+            .read_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Page {
+            records,
+            oldest: bounds.oldest,
+            newest: bounds.newest,
+            gap,
+        })
     }
 
     /// `GET /v1/info`.
@@ -216,12 +253,19 @@ impl Ledger {
             let elapsed = p.last_tick.elapsed();
             p.last_tick = Instant::now();
             let held = self.store.bounds().held() * self.entry_len() as u64;
-            let lifetime = p.lifetime.tick(elapsed, self.tick_bytes.swap(0, Ordering::Relaxed), held);
-            let current = p.difficulty.tick(elapsed, self.tick_appends.swap(0, Ordering::Relaxed));
-            self.metrics.inflow_bytes_per_second.set(p.lifetime.inflow_rate());
+            let lifetime =
+                p.lifetime
+                    .tick(elapsed, self.tick_bytes.swap(0, Ordering::Relaxed), held);
+            let current = p
+                .difficulty
+                .tick(elapsed, self.tick_appends.swap(0, Ordering::Relaxed));
+            self.metrics
+                .inflow_bytes_per_second
+                .set(p.lifetime.inflow_rate());
             (lifetime, current, p.difficulty.accepted())
         };
-        self.lifetime_ms.store(lifetime.as_millis() as u64, Ordering::Relaxed);
+        self.lifetime_ms
+            .store(lifetime.as_millis() as u64, Ordering::Relaxed);
         self.pow_current.store(current, Ordering::Relaxed);
         self.pow_accepted.store(accepted, Ordering::Relaxed);
         let cutoff = now_ms().saturating_sub(lifetime.as_millis() as u64);
@@ -237,10 +281,16 @@ impl Ledger {
     fn update_gauges(&self) {
         let held = self.store.bounds().held();
         self.metrics.entries_held.set(held as i64);
-        self.metrics.bytes_held.set((held * self.entry_len() as u64) as i64);
-        self.metrics.lifetime_seconds.set(self.lifetime().as_secs() as i64);
+        self.metrics
+            .bytes_held
+            .set((held * self.entry_len() as u64) as i64);
+        self.metrics
+            .lifetime_seconds
+            .set(self.lifetime().as_secs() as i64);
         self.metrics.pow_bits.set(i64::from(self.pow_bits()));
-        self.metrics.subscribers.set((self.config.max_subscribers - self.subscribers.available_permits()) as i64);
+        self.metrics
+            .subscribers
+            .set((self.config.max_subscribers - self.subscribers.available_permits()) as i64);
     }
 
     /// Runs [`Ledger::tick`] every `expiry_interval` until shutdown.
@@ -259,7 +309,12 @@ impl Ledger {
 
 /// The ids a reader at `after` missed: those between it and the oldest entry held (or the
 /// first one returned), when they expired before it read them.
-pub fn gap_after(after: u64, oldest: Option<u64>, newest: Option<u64>, first_returned: Option<u64>) -> Option<(u64, u64)> {
+pub fn gap_after(
+    after: u64,
+    oldest: Option<u64>,
+    newest: Option<u64>,
+    first_returned: Option<u64>,
+) -> Option<(u64, u64)> {
     let next = after.checked_add(1)?;
     let first_alive = first_returned.or(oldest);
     match (first_alive, newest) {

@@ -75,28 +75,78 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("appends", "Entries appended", m.appends.clone());
-        registry.register("append_bytes", "Entry bytes appended", m.append_bytes.clone());
+        registry.register(
+            "append_bytes",
+            "Entry bytes appended",
+            m.append_bytes.clone(),
+        );
         registry.register("reads", "Read requests served", m.reads.clone());
-        registry.register("read_entries", "Entries returned by reads", m.read_entries.clone());
-        registry.register("read_bytes", "Bytes returned by reads", m.read_bytes.clone());
-        registry.register("pushed_entries", "Entries pushed to subscribers", m.pushed.clone());
-        registry.register("subscribers_lagged", "Subscribers cut loose for falling behind", m.lagged.clone());
-        registry.register("expired_entries", "Entries removed by expiry", m.expired.clone());
-        registry.register("rejections", "Requests refused, by reason", m.rejections.clone());
+        registry.register(
+            "read_entries",
+            "Entries returned by reads",
+            m.read_entries.clone(),
+        );
+        registry.register(
+            "read_bytes",
+            "Bytes returned by reads",
+            m.read_bytes.clone(),
+        );
+        registry.register(
+            "pushed_entries",
+            "Entries pushed to subscribers",
+            m.pushed.clone(),
+        );
+        registry.register(
+            "subscribers_lagged",
+            "Subscribers cut loose for falling behind",
+            m.lagged.clone(),
+        );
+        registry.register(
+            "expired_entries",
+            "Entries removed by expiry",
+            m.expired.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Requests refused, by reason",
+            m.rejections.clone(),
+        );
         registry.register("entries_held", "Entries held now", m.entries_held.clone());
         registry.register("bytes_held", "Entry bytes held now", m.bytes_held.clone());
-        registry.register("lifetime_seconds", "Current lifetime of entries", m.lifetime_seconds.clone());
-        registry.register("pow_bits", "Advertised proof-of-work difficulty", m.pow_bits.clone());
-        registry.register("subscribers", "Push subscribers connected", m.subscribers.clone());
-        registry.register("inflow_bytes_per_second", "Inflow estimate of the lifetime rule", m.inflow_bytes_per_second.clone());
-        registry.register("append_seconds", "Append latency until durable", m.append_seconds.clone());
+        registry.register(
+            "lifetime_seconds",
+            "Current lifetime of entries",
+            m.lifetime_seconds.clone(),
+        );
+        registry.register(
+            "pow_bits",
+            "Advertised proof-of-work difficulty",
+            m.pow_bits.clone(),
+        );
+        registry.register(
+            "subscribers",
+            "Push subscribers connected",
+            m.subscribers.clone(),
+        );
+        registry.register(
+            "inflow_bytes_per_second",
+            "Inflow estimate of the lifetime rule",
+            m.inflow_bytes_per_second.clone(),
+        );
+        registry.register(
+            "append_seconds",
+            "Append latency until durable",
+            m.append_seconds.clone(),
+        );
         registry.register("read_seconds", "Read latency", m.read_seconds.clone());
         Metrics { registry, ..m }
     }
 
     /// Counts one refused request.
     pub fn reject(&self, reason: &'static str) {
-        self.rejections.get_or_create(&vec![("reason", reason)]).inc();
+        self.rejections
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
     }
 
     /// The text exposition format.

@@ -30,7 +30,13 @@ impl LifetimePolicy {
     /// Starts at the longest lifetime.
     pub fn new(max: Duration, min: Duration, max_bytes: u64) -> Self {
         let min = min.min(max);
-        LifetimePolicy { max, min, max_bytes, rate: 0.0, current: max }
+        LifetimePolicy {
+            max,
+            min,
+            max_bytes,
+            rate: 0.0,
+            current: max,
+        }
     }
 
     /// The lifetime now.
@@ -52,12 +58,18 @@ impl LifetimePolicy {
             self.rate += alpha * (arrived as f64 / dt - self.rate);
         }
         let target = if self.rate > 0.0 {
-            Duration::from_secs_f64((FILL * self.max_bytes as f64 / self.rate).min(self.max.as_secs_f64()))
+            Duration::from_secs_f64(
+                (FILL * self.max_bytes as f64 / self.rate).min(self.max.as_secs_f64()),
+            )
         } else {
             self.max
         };
         let target = target.clamp(self.min, self.max);
-        let mut next = if target < self.current { target } else { (self.current + elapsed).min(target) };
+        let mut next = if target < self.current {
+            target
+        } else {
+            (self.current + elapsed).min(target)
+        };
         if held > self.max_bytes && held > 0 {
             let scaled = next.as_secs_f64() * FILL * self.max_bytes as f64 / held as f64;
             next = next.min(Duration::from_secs_f64(scaled));
@@ -91,7 +103,15 @@ impl DifficultyPolicy {
     /// At rest: `base` bits.
     pub fn new(base: u8, max: u8, threshold: f64) -> Self {
         let max = max.max(base);
-        DifficultyPolicy { base, max, threshold: threshold.max(1.0), rate: 0.0, current: base, previous: base, since_change: DIFFICULTY_GRACE }
+        DifficultyPolicy {
+            base,
+            max,
+            threshold: threshold.max(1.0),
+            rate: 0.0,
+            current: base,
+            previous: base,
+            since_change: DIFFICULTY_GRACE,
+        }
     }
 
     /// The difficulty advertised now.
@@ -144,7 +164,11 @@ mod tests {
 
     #[test]
     fn lifetime_stays_at_max_without_traffic() {
-        let mut p = LifetimePolicy::new(Duration::from_secs(48 * 3600), Duration::from_secs(3600), 1 << 30);
+        let mut p = LifetimePolicy::new(
+            Duration::from_secs(48 * 3600),
+            Duration::from_secs(3600),
+            1 << 30,
+        );
         for _ in 0..100 {
             p.tick(S, 0, 0);
         }
@@ -165,7 +189,11 @@ mod tests {
         for _ in 0..60 {
             p.tick(S, 0, 0);
         }
-        assert!(p.current() <= min + Duration::from_secs(60), "{:?}", p.current());
+        assert!(
+            p.current() <= min + Duration::from_secs(60),
+            "{:?}",
+            p.current()
+        );
         assert!(p.current() > min);
     }
 
@@ -185,7 +213,11 @@ mod tests {
         for _ in 0..60 {
             d.tick(S, 800);
         }
-        assert_eq!(d.current(), 13, "800/s is 8x the threshold: three more bits");
+        assert_eq!(
+            d.current(),
+            13,
+            "800/s is 8x the threshold: three more bits"
+        );
         assert!(d.accepted() <= 13);
         for _ in 0..120 {
             d.tick(S, 0);

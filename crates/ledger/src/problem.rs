@@ -20,8 +20,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, reason: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, reason, title, detail: detail.into(), retry_after: None }
+    fn new(
+        status: StatusCode,
+        reason: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            reason,
+            title,
+            detail: detail.into(),
+            retry_after: None,
+        }
     }
 
     /// 400: the body is not one entry of this ledger's size.
@@ -129,7 +140,12 @@ impl ApiError {
     pub fn store(detail: impl Into<String>) -> Self {
         ApiError {
             retry_after: Some(2),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Storage unavailable", detail)
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "Storage unavailable",
+                detail,
+            )
         }
     }
 
@@ -137,7 +153,12 @@ impl ApiError {
     pub fn timeout() -> Self {
         ApiError {
             retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "Timed out", "the request took too long; retry")
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Timed out",
+                "the request took too long; retry",
+            )
         }
     }
 
@@ -157,7 +178,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut res = (self.status, body).into_response();
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }

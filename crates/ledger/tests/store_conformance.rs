@@ -59,9 +59,15 @@ macro_rules! conformance {
                 }
                 let all = s.read(0, 1000).await.unwrap();
                 assert_eq!(all.len(), 25);
-                assert!(all.iter().enumerate().all(|(i, r)| r.id == i as u64 + 1 && r.entry == entry(r.id)));
+                assert!(all
+                    .iter()
+                    .enumerate()
+                    .all(|(i, r)| r.id == i as u64 + 1 && r.entry == entry(r.id)));
                 let page = s.read(10, 5).await.unwrap();
-                assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![11, 12, 13, 14, 15]);
+                assert_eq!(
+                    page.iter().map(|r| r.id).collect::<Vec<_>>(),
+                    vec![11, 12, 13, 14, 15]
+                );
                 assert!(s.read(25, 10).await.unwrap().is_empty());
                 assert!(s.read(u64::MAX, 10).await.unwrap().is_empty());
                 assert!(s.read(0, 0).await.unwrap().is_empty());
@@ -137,7 +143,11 @@ async fn log_survives_reopen_and_continues_ids() {
     assert_eq!(s.bounds().newest, Some(5));
     assert_eq!(s.read(0, 10).await.unwrap().len(), 5);
     let a = s.append(entry(6), 1).await.unwrap();
-    assert_eq!((a.id, a.time_ms), (6, 5), "ids continue and time stays monotonic");
+    assert_eq!(
+        (a.id, a.time_ms),
+        (6, 5),
+        "ids continue and time stays monotonic"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +160,12 @@ async fn log_cuts_a_torn_tail_on_recovery() {
         }
         s.close().await.unwrap();
     }
-    let seg = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let seg = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let len = std::fs::metadata(&seg).unwrap().len();
     let record = len / 5;
     // A half-written sixth record, then damage inside the fifth.
@@ -175,11 +190,18 @@ async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() 
     let files = || std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(files(), 3);
     let across = s.read(SEGMENT_RECORDS - 3, 6).await.unwrap();
-    assert_eq!(across.iter().map(|r| r.id).collect::<Vec<_>>(), (SEGMENT_RECORDS - 2..=SEGMENT_RECORDS + 3).collect::<Vec<_>>());
+    assert_eq!(
+        across.iter().map(|r| r.id).collect::<Vec<_>>(),
+        (SEGMENT_RECORDS - 2..=SEGMENT_RECORDS + 3).collect::<Vec<_>>()
+    );
     s.expire(SEGMENT_RECORDS + 5).await.unwrap();
     assert_eq!(files(), 2);
     s.expire(u64::MAX).await.unwrap();
-    assert_eq!(files(), 1, "the newest segment stays so ids are never reused");
+    assert_eq!(
+        files(),
+        1,
+        "the newest segment stays so ids are never reused"
+    );
     s.close().await.unwrap();
     let s = LogStore::open(dir.path(), LEN).unwrap();
     assert_eq!(s.append(entry(0), n + 1).await.unwrap().id, n + 1);
@@ -188,8 +210,18 @@ async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() 
 #[tokio::test]
 async fn log_refuses_a_gap_between_segments() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("seg-00000000000000000001.log"), vec![0u8; 0]).unwrap();
-    std::fs::write(dir.path().join("seg-00000000000000009999.log"), vec![0u8; 0]).unwrap();
-    let err = LogStore::open(dir.path(), LEN).err().expect("a gap must be refused");
+    std::fs::write(
+        dir.path().join("seg-00000000000000000001.log"),
+        vec![0u8; 0],
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("seg-00000000000000009999.log"),
+        vec![0u8; 0],
+    )
+    .unwrap();
+    let err = LogStore::open(dir.path(), LEN)
+        .err()
+        .expect("a gap must be refused");
     assert!(err.to_string().contains("damaged"), "{err}");
 }

@@ -114,7 +114,10 @@ fn segment_name(first_id: u64) -> String {
 }
 
 fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
@@ -128,7 +131,9 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
 fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
     let dir = &shared.dir;
     let mut firsts = Vec::new();
-    for item in fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))? {
+    for item in
+        fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?
+    {
         let item = item.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
         if let Some(first) = item.file_name().to_str().and_then(parse_segment_name) {
             firsts.push(first);
@@ -150,7 +155,10 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
         }
         if let Some(&prev) = i.checked_sub(1).and_then(|p| firsts.get(p)) {
             if prev + SEGMENT_RECORDS != first {
-                return Err(corrupt(&path, format!("segment does not follow segment {prev}")));
+                return Err(corrupt(
+                    &path,
+                    format!("segment does not follow segment {prev}"),
+                ));
             }
         }
         let file = OpenOptions::new()
@@ -167,7 +175,10 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
             repair_tail(shared, &file, &path, first, len)?
         } else {
             if len != SEGMENT_RECORDS * rl {
-                return Err(corrupt(&path, format!("an old segment must hold {SEGMENT_RECORDS} records")));
+                return Err(corrupt(
+                    &path,
+                    format!("an old segment must hold {SEGMENT_RECORDS} records"),
+                ));
             }
             SEGMENT_RECORDS
         };
@@ -188,14 +199,27 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
                 writer.active = Some((first, append));
             }
         }
-        state.segments.insert(first, Arc::new(Segment { first_id: first, path, file }));
+        state.segments.insert(
+            first,
+            Arc::new(Segment {
+                first_id: first,
+                path,
+                file,
+            }),
+        );
     }
     state.newest = writer.next_id.checked_sub(1).filter(|&n| n > 0);
     Ok((state, writer))
 }
 
 /// Cuts the newest segment after its last good record; returns how many records it keeps.
-fn repair_tail(shared: &Shared, file: &File, path: &Path, first: u64, len: u64) -> Result<u64, StoreError> {
+fn repair_tail(
+    shared: &Shared,
+    file: &File,
+    path: &Path,
+    first: u64,
+    len: u64,
+) -> Result<u64, StoreError> {
     let rl = shared.record_len as u64;
     let whole = (len / rl).min(SEGMENT_RECORDS);
     let mut good = 0;
@@ -209,17 +233,26 @@ fn repair_tail(shared: &Shared, file: &File, path: &Path, first: u64, len: u64) 
     if good * rl != len {
         file.set_len(good * rl)
             .and_then(|_| file.sync_all())
-            .map_err(|e| StoreError::io(format!("cutting the torn tail of {}", path.display()), e))?;
+            .map_err(|e| {
+                StoreError::io(format!("cutting the torn tail of {}", path.display()), e)
+            })?;
     }
     Ok(good)
 }
 
 /// Reads and checks record `index` of a segment.
-fn read_record(shared: &Shared, file: &File, path: &Path, first: u64, index: u64) -> Result<Record, StoreError> {
+fn read_record(
+    shared: &Shared,
+    file: &File,
+    path: &Path,
+    first: u64,
+    index: u64,
+) -> Result<Record, StoreError> {
     let mut buf = vec![0u8; shared.record_len];
     file.read_exact_at(&mut buf, index * shared.record_len as u64)
         .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-    decode(shared, &buf, first + index).ok_or_else(|| corrupt(path, format!("record {} is damaged", first + index)))
+    decode(shared, &buf, first + index)
+        .ok_or_else(|| corrupt(path, format!("record {} is damaged", first + index)))
 }
 
 fn decode(shared: &Shared, buf: &[u8], expect_id: u64) -> Option<Record> {
@@ -387,7 +420,14 @@ impl Writer {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .segments
-                .insert(first, Arc::new(Segment { first_id: first, path, file: read }));
+                .insert(
+                    first,
+                    Arc::new(Segment {
+                        first_id: first,
+                        path,
+                        file: read,
+                    }),
+                );
         }
         self.active = Some((first, append));
         Ok((first, (SEGMENT_RECORDS - (next - first)) as usize))
@@ -429,7 +469,10 @@ impl Shared {
                 .map_err(|e| StoreError::io(format!("reading {}", seg.path.display()), e))?;
             for (i, chunk) in buf.chunks_exact(rl).enumerate() {
                 let id = lo + i as u64;
-                out.push(decode(self, chunk, id).ok_or_else(|| corrupt(&seg.path, format!("record {id} is damaged")))?);
+                out.push(
+                    decode(self, chunk, id)
+                        .ok_or_else(|| corrupt(&seg.path, format!("record {id} is damaged")))?,
+                );
             }
         }
         Ok(out)
@@ -473,7 +516,8 @@ impl Shared {
             .collect();
         for f in doomed {
             if let Some(seg) = st.segments.remove(&f) {
-                fs::remove_file(&seg.path).map_err(|e| StoreError::io(format!("removing {}", seg.path.display()), e))?;
+                fs::remove_file(&seg.path)
+                    .map_err(|e| StoreError::io(format!("removing {}", seg.path.display()), e))?;
             }
         }
         Ok(removed)
@@ -494,9 +538,13 @@ impl Store for LogStore {
             .clone()
             .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Request { entry, now_ms, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
+        tx.send(Request {
+            entry,
+            now_ms,
+            reply,
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
     }

@@ -103,6 +103,12 @@ fn address_checksum(suite: Suite, key: &[u8]) -> [u8; CHECKSUM_LEN] {
     [h[0], h[1], h[2], h[3]]
 }
 
+impl AsRef<Address> for Address {
+    fn as_ref(&self) -> &Address {
+        self
+    }
+}
+
 impl FromStr for Address {
     type Err = AddressError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -111,6 +111,12 @@ impl Identity {
     }
 }
 
+impl AsRef<Address> for Identity {
+    fn as_ref(&self) -> &Address {
+        &self.address
+    }
+}
+
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -104,13 +104,14 @@ pub struct EntryParts {
     pub intro: bool,
 }
 
-/// Seals `text` from `sender` to the holder of `to`, with the operating system's randomness.
+/// Seals `text` from `sender` (an [`Identity`] or just its [`Address`]: sealing needs no
+/// private key) to the holder of `to`, with the operating system's randomness.
 /// Returns one entry per part; stamps are zero until [`crate::pow::solve`] fills them.
 ///
 /// `intro` carries the sender's full address in every part, so a receiver who does not know
 /// the sender can reply (paper II.2); clients set it until the receiver has written back.
 pub fn seal(
-    sender: &Identity,
+    sender: &impl AsRef<Address>,
     to: &ContactCard,
     keys: PairKeys<'_>,
     text: &[u8],
@@ -123,7 +124,7 @@ pub fn seal(
 /// [`seal`] with the randomness given (except ML-KEM's and OAEP's, which aws-lc draws).
 #[allow(clippy::too_many_arguments)]
 pub fn seal_with_rng(
-    sender: &Identity,
+    sender: &impl AsRef<Address>,
     to: &ContactCard,
     keys: PairKeys<'_>,
     text: &[u8],
@@ -131,7 +132,7 @@ pub fn seal_with_rng(
     sent_at_ms: u64,
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<Entry>, SealError> {
-    let suite = check_suites(sender, to)?;
+    let suite = check_suites(sender.as_ref(), to)?;
     let cap = suite.layout().part_capacity(intro);
     let count = text.len().div_ceil(cap).max(1);
     if count > MAX_PARTS {
@@ -163,7 +164,7 @@ pub fn seal_with_rng(
     Ok(entries)
 }
 
-fn check_suites(sender: &Identity, to: &ContactCard) -> Result<Suite, SealError> {
+fn check_suites(sender: &Address, to: &ContactCard) -> Result<Suite, SealError> {
     let suite = sender.suite();
     if to.address().suite() != suite {
         return Err(SealError::SuiteMismatch {
@@ -176,12 +177,13 @@ fn check_suites(sender: &Identity, to: &ContactCard) -> Result<Suite, SealError>
 
 /// Seals one part with every input given: the deterministic core of [`seal`].
 pub fn seal_with_parts(
-    sender: &Identity,
+    sender: &impl AsRef<Address>,
     to: &ContactCard,
     keys: PairKeys<'_>,
     parts: &EntryParts,
     kem: &Encapsulation,
 ) -> Result<Entry, SealError> {
+    let sender = sender.as_ref();
     let suite = check_suites(sender, to)?;
     let layout = suite.layout();
     if parts.part.text.len() > layout.part_capacity(parts.intro)
@@ -205,10 +207,10 @@ pub fn seal_with_parts(
     );
     let ok_from = aead_seal(
         &k.derive(Field::From),
-        &sender.address().fingerprint().0,
+        &sender.fingerprint().0,
         &mut out[layout.from_at()..layout.cipher_at()],
     );
-    let intro = parts.intro.then(|| sender.address().key_bytes());
+    let intro = parts.intro.then(|| sender.key_bytes());
     let body = encode_body(&layout, &parts.part, keys.reply, intro);
     let ok_cipher = aead_seal(
         &k.derive(Field::Cipher),

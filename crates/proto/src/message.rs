@@ -9,13 +9,14 @@ use core::fmt;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
+use crate::card::CheckString;
 use crate::error::MessageError;
 use crate::secret::CheckKey;
-use crate::suite::{Layout, BODY_FIXED_LEN};
+use crate::suite::{Layout, BODY_FIXED_LEN, CHECK_STRING_LEN};
 
 /// Body format version, the first byte of every body.
 pub const BODY_VERSION: u8 = 1;
-/// Flag: the sender's address follows the fixed fields.
+/// Flag: the sender's address and check string follow the fixed fields.
 pub const FLAG_INTRO: u8 = 0x01;
 /// The most parts one message may have.
 pub const MAX_PARTS: usize = u16::MAX as usize;
@@ -75,7 +76,8 @@ impl fmt::Debug for Part {
 pub(crate) struct Body {
     pub(crate) part: Part,
     pub(crate) reply_key: CheckKey,
-    pub(crate) intro: Option<Vec<u8>>,
+    /// The sender's address key and current check string, when it introduced itself.
+    pub(crate) intro: Option<(Vec<u8>, CheckString)>,
 }
 
 /// Body layout offsets (`docs/PROTOCOL.md` §7.1).
@@ -93,7 +95,7 @@ pub(crate) fn encode_body(
     layout: &Layout,
     part: &Part,
     reply_key: &CheckKey,
-    intro: Option<&[u8]>,
+    intro: Option<(&[u8], &CheckString)>,
 ) -> Zeroizing<Vec<u8>> {
     let mut b = Zeroizing::new(vec![0u8; layout.body_len()]);
     b[0] = BODY_VERSION;
@@ -105,9 +107,11 @@ pub(crate) fn encode_body(
     b[AT_REPLY..AT_LEN].copy_from_slice(reply_key.as_bytes());
     b[AT_LEN..BODY_FIXED_LEN].copy_from_slice(&(part.text.len() as u16).to_be_bytes());
     let mut at = BODY_FIXED_LEN;
-    if let Some(addr) = intro {
+    if let Some((addr, check)) = intro {
         b[at..at + addr.len()].copy_from_slice(addr);
         at += addr.len();
+        b[at..at + CHECK_STRING_LEN].copy_from_slice(check.as_bytes());
+        at += CHECK_STRING_LEN;
     }
     b[at..at + part.text.len()].copy_from_slice(&part.text);
     b
@@ -139,7 +143,10 @@ pub(crate) fn decode_body(layout: &Layout, b: &[u8]) -> Option<Body> {
     let intro = intro.then(|| {
         let a = b[at..at + layout.address_len].to_vec();
         at += layout.address_len;
-        a
+        let mut c = [0u8; CHECK_STRING_LEN];
+        c.copy_from_slice(&b[at..at + CHECK_STRING_LEN]);
+        at += CHECK_STRING_LEN;
+        (a, CheckString::from_bytes(c))
     });
     let text = Zeroizing::new(b[at..at + len].to_vec());
     if b[at + len..].iter().any(|&x| x != 0) {

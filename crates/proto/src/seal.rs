@@ -100,22 +100,24 @@ pub struct EntryParts {
     pub part: Part,
     /// The `check` value used when no check key is known yet.
     pub random_check: [u8; CHECK_LEN],
-    /// Whether to carry the sender's address (first contact).
-    pub intro: bool,
+    /// The sender's current check string, to carry with its address (first contact), or
+    /// `None`.
+    pub intro: Option<CheckString>,
 }
 
 /// Seals `text` from `sender` (an [`Identity`] or just its [`Address`]: sealing needs no
 /// private key) to the holder of `to`, with the operating system's randomness.
 /// Returns one entry per part; stamps are zero until [`crate::pow::solve`] fills them.
 ///
-/// `intro` carries the sender's full address in every part, so a receiver who does not know
-/// the sender can reply (paper II.2); clients set it until the receiver has written back.
+/// `intro` (the sender's current check string) carries the sender's full address and that check
+/// string in every part, so a receiver who does not know the sender can reply (paper II.2);
+/// clients set it until the receiver has written back.
 pub fn seal(
     sender: &impl AsRef<Address>,
     to: &ContactCard,
     keys: PairKeys<'_>,
     text: &[u8],
-    intro: bool,
+    intro: Option<&CheckString>,
     sent_at_ms: u64,
 ) -> Result<Vec<Entry>, SealError> {
     seal_with_rng(sender, to, keys, text, intro, sent_at_ms, &mut SystemRng)
@@ -128,12 +130,12 @@ pub fn seal_with_rng(
     to: &ContactCard,
     keys: PairKeys<'_>,
     text: &[u8],
-    intro: bool,
+    intro: Option<&CheckString>,
     sent_at_ms: u64,
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<Entry>, SealError> {
     let suite = check_suites(sender.as_ref(), to)?;
-    let cap = suite.layout().part_capacity(intro);
+    let cap = suite.layout().part_capacity(intro.is_some());
     let count = text.len().div_ceil(cap).max(1);
     if count > MAX_PARTS {
         return Err(SealError::TooLong {
@@ -156,7 +158,7 @@ pub fn seal_with_rng(
                 text: Zeroizing::new(chunk.to_vec()),
             },
             random_check,
-            intro,
+            intro: intro.cloned(),
         };
         let kem = Encapsulation::new(to.address(), rng)?;
         entries.push(seal_with_parts(sender, to, keys, &parts, &kem)?);
@@ -186,7 +188,7 @@ pub fn seal_with_parts(
     let sender = sender.as_ref();
     let suite = check_suites(sender, to)?;
     let layout = suite.layout();
-    if parts.part.text.len() > layout.part_capacity(parts.intro)
+    if parts.part.text.len() > layout.part_capacity(parts.intro.is_some())
         || kem.phrase.len() != layout.phrase_len
     {
         return Err(SealError::Crypto);
@@ -210,7 +212,7 @@ pub fn seal_with_parts(
         &sender.fingerprint().0,
         &mut out[layout.from_at()..layout.cipher_at()],
     );
-    let intro = parts.intro.then(|| sender.key_bytes());
+    let intro = parts.intro.as_ref().map(|c| (sender.key_bytes(), c));
     let body = encode_body(&layout, &parts.part, keys.reply, intro);
     let ok_cipher = aead_seal(
         &k.derive(Field::Cipher),
@@ -279,6 +281,8 @@ pub struct Received {
     pub reply_key: CheckKey,
     /// The sender's address, when the part carries it.
     pub sender_address: Option<Address>,
+    /// The sender's current check string, when the part carries it.
+    pub sender_check: Option<CheckString>,
 }
 
 /// A part from a sender the receiver does not know (paper II.2): the first message of a new
@@ -287,6 +291,8 @@ pub struct Received {
 pub struct Request {
     /// The sender's address, so the receiver can reply after accepting.
     pub sender: Address,
+    /// The sender's current check string, for the header of a reply.
+    pub sender_check: CheckString,
     /// The part.
     pub part: Part,
     /// The check key the sender issues to us.
@@ -380,12 +386,12 @@ pub fn open(
     let Some(body) = decode_body(&layout, &body) else {
         return Opened::Rejected(RejectReason::Body);
     };
-    let sender_address = match &body.intro {
-        Some(key) => match Address::from_key(suite, key) {
-            Ok(a) if a.fingerprint() == sender => Some(a),
+    let (sender_address, sender_check) = match body.intro {
+        Some((key, check)) => match Address::from_key(suite, &key) {
+            Ok(a) if a.fingerprint() == sender => (Some(a), Some(check)),
             _ => return Opened::Rejected(RejectReason::Address),
         },
-        None => None,
+        None => (None, None),
     };
     match contacts.known_sender(&sender) {
         Some(known) => {
@@ -404,15 +410,17 @@ pub fn open(
                 part: body.part,
                 reply_key: body.reply_key,
                 sender_address,
+                sender_check,
             })
         }
-        None => match sender_address {
-            Some(sender) => Opened::Request(Request {
+        None => match (sender_address, sender_check) {
+            (Some(sender), Some(sender_check)) => Opened::Request(Request {
                 sender,
+                sender_check,
                 part: body.part,
                 reply_key: body.reply_key,
             }),
-            None => Opened::Rejected(RejectReason::UnknownSender),
+            _ => Opened::Rejected(RejectReason::UnknownSender),
         },
     }
 }

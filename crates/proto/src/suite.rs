@@ -124,14 +124,19 @@ impl Layout {
     pub const fn body_len(&self) -> usize {
         self.cipher_len() - TAG_LEN
     }
-    /// Most text bytes one part carries; `intro` parts also carry the sender's address.
+    /// Most text bytes one part carries; `intro` parts also carry the sender's address and
+    /// check string.
     pub const fn part_capacity(&self, intro: bool) -> usize {
         let cap = self.body_len() - BODY_FIXED_LEN;
         if intro {
-            cap - self.address_len
+            cap - self.intro_len()
         } else {
             cap
         }
+    }
+    /// Length of the intro block: the sender's address key and its current check string.
+    pub const fn intro_len(&self) -> usize {
+        self.address_len + CHECK_STRING_LEN
     }
 }
 
@@ -150,4 +155,3 @@ impl FromStr for Suite {
             .ok_or_else(|| AddressError::UnknownSuite(s.chars().take(32).collect()))
     }
 }
-

@@ -61,7 +61,11 @@ impl Frame<'_> {
 
 /// Iterates over the frames in `data`, refusing entries longer than `max_entry`.
 pub fn frames(data: &[u8], max_entry: usize) -> Frames<'_> {
-    Frames { data, at: 0, max_entry }
+    Frames {
+        data,
+        at: 0,
+        max_entry,
+    }
 }
 
 /// Iterator returned by [`frames`].
@@ -92,14 +96,21 @@ impl<'a> Iterator for Frames<'a> {
         let len = u32::from_be_bytes([head[16], head[17], head[18], head[19]]) as usize;
         if len > self.max_entry {
             self.at = self.data.len();
-            return Some(Err(FrameError::TooLong { got: len, max: self.max_entry }));
+            return Some(Err(FrameError::TooLong {
+                got: len,
+                max: self.max_entry,
+            }));
         }
         let Some(entry) = rest.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len) else {
             self.at = self.data.len();
             return Some(Err(FrameError::Truncated(self.data.len())));
         };
         self.at += FRAME_HEADER_LEN + len;
-        Some(Ok(Frame { id: u64_at(0), time_ms: u64_at(8), entry }))
+        Some(Ok(Frame {
+            id: u64_at(0),
+            time_ms: u64_at(8),
+            entry,
+        }))
     }
 }
 
@@ -185,10 +196,34 @@ mod tests {
     #[test]
     fn frames_round_trip_and_reject_truncation() {
         let mut buf = Vec::new();
-        Frame { id: 7, time_ms: 9, entry: b"abc" }.encode(&mut buf);
-        Frame { id: 8, time_ms: 10, entry: b"" }.encode(&mut buf);
+        Frame {
+            id: 7,
+            time_ms: 9,
+            entry: b"abc",
+        }
+        .encode(&mut buf);
+        Frame {
+            id: 8,
+            time_ms: 10,
+            entry: b"",
+        }
+        .encode(&mut buf);
         let got: Vec<_> = frames(&buf, 16).collect::<Result<_, _>>().unwrap();
-        assert_eq!(got, vec![Frame { id: 7, time_ms: 9, entry: b"abc" }, Frame { id: 8, time_ms: 10, entry: b"" }]);
+        assert_eq!(
+            got,
+            vec![
+                Frame {
+                    id: 7,
+                    time_ms: 9,
+                    entry: b"abc"
+                },
+                Frame {
+                    id: 8,
+                    time_ms: 10,
+                    entry: b""
+                }
+            ]
+        );
         for cut in 1..buf.len() {
             if cut == 23 {
                 continue; // a whole first frame
@@ -196,6 +231,9 @@ mod tests {
             let r: Result<Vec<_>, _> = frames(&buf[..cut], 16).collect();
             assert!(r.is_err(), "cut at {cut}");
         }
-        assert!(matches!(frames(&buf, 2).next(), Some(Err(FrameError::TooLong { got: 3, max: 2 }))));
+        assert!(matches!(
+            frames(&buf, 2).next(),
+            Some(Err(FrameError::TooLong { got: 3, max: 2 }))
+        ));
     }
 }

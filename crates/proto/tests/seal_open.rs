@@ -30,7 +30,7 @@ fn verified_message_reaches_only_its_receiver() {
             &b.card,
             keys,
             b"hello B",
-            false,
+            None,
             1_700_000_000_000,
             &mut r,
         )
@@ -72,7 +72,16 @@ fn first_message_from_a_stranger_is_a_request_with_the_address() {
             check: None,
             reply: &reply,
         };
-        let e = seal_with_rng(&a.id, &b.card, keys, b"hi, it's A", true, 5, &mut r).unwrap();
+        let e = seal_with_rng(
+            &a.id,
+            &b.card,
+            keys,
+            b"hi, it's A",
+            Some(&a.checks[0]),
+            5,
+            &mut r,
+        )
+        .unwrap();
         match open(&b.id, &b.checks, &Book::default(), &e[0]) {
             Opened::Request(req) => {
                 assert_eq!(&req.sender, a.id.address());
@@ -82,7 +91,7 @@ fn first_message_from_a_stranger_is_a_request_with_the_address() {
             other => panic!("{suite}: {other:?}"),
         }
         // Without the address a stranger's entry cannot be answered: rejected.
-        let e = seal_with_rng(&a.id, &b.card, keys, b"no intro", false, 5, &mut r).unwrap();
+        let e = seal_with_rng(&a.id, &b.card, keys, b"no intro", None, 5, &mut r).unwrap();
         assert!(matches!(
             open(&b.id, &b.checks, &Book::default(), &e[0]),
             Opened::Rejected(RejectReason::UnknownSender)
@@ -105,7 +114,7 @@ fn spoofer_without_the_check_key_is_rejected_once_the_contact_is_proven() {
             check: Some(&guess),
             reply: &guess,
         };
-        let e = seal_with_rng(&a.id, &b.card, keys, b"send money", false, 1, &mut r).unwrap();
+        let e = seal_with_rng(&a.id, &b.card, keys, b"send money", None, 1, &mut r).unwrap();
         let strict = Book::default().with(a.id.address().fingerprint(), vec![issued.clone()], true);
         assert!(matches!(
             open(&b.id, &b.checks, &strict, &e[0]),
@@ -133,7 +142,7 @@ fn rotated_away_check_string_is_rejected() {
                 reply: &k,
             },
             b"x",
-            true,
+            Some(&a.checks[0]),
             1,
             &mut r,
         )
@@ -161,7 +170,7 @@ fn long_message_splits_into_equal_entries_and_reassembles() {
                 reply: &k,
             },
             &text,
-            false,
+            None,
             1,
             &mut r,
         )

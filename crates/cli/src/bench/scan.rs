@@ -318,10 +318,15 @@ impl Fixture {
                         &self.others[(i + 1) % POOL],
                         &self.others[i],
                         None,
-                        i % 2 == 0,
+                        (i % 2 == 0).then(|| &self.others[(i + 1) % POOL].card.checks()[0]),
                     ),
-                    Target::FromContact => (self.contact(), &self.me, Some(&self.issued[0]), false),
-                    Target::FromStranger => (self.stranger(), &self.me, None, true),
+                    Target::FromContact => (self.contact(), &self.me, Some(&self.issued[0]), None),
+                    Target::FromStranger => (
+                        self.stranger(),
+                        &self.me,
+                        None,
+                        Some(&self.stranger().card.checks()[0]),
+                    ),
                 };
                 let keys = PairKeys {
                     check,

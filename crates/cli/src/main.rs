@@ -9,6 +9,7 @@
 
 mod bench;
 mod serve;
+mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -20,12 +21,17 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    #[command(flatten)]
+    client: user::ClientOpts,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    User(user::UserCmd),
     /// Run a ledger: the public, append-only, expiring list of entries.
     Serve(serve::ServeArgs),
     /// Measure how fast this machine can do what deaddrop needs.
@@ -50,12 +56,35 @@ pub fn init_logging() {
         .try_init();
 }
 
-fn main() -> anyhow::Result<()> {
+/// Prints an error as `error: ...` and `hint: ...`, or with `--json` as one JSON object
+/// `{"error", "hint"}` on standard error.
+fn report(json: bool, e: &anyhow::Error) {
+    let hint = e
+        .downcast_ref::<deaddrop_client::ClientError>()
+        .map(|c| c.hint())
+        .unwrap_or_else(|| "see `deaddrop help`".to_string());
+    let msg = format!("{e:#}");
+    if json {
+        eprintln!("{}", serde_json::json!({"error": msg, "hint": hint}));
+    } else {
+        eprintln!("error: {msg}\nhint: {hint}");
+    }
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let global = Global { json: cli.json };
-    match cli.command {
+    let result = match cli.command {
+        Command::User(cmd) => user::run(global, cli.client, cmd),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(global, args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            report(global.json, &e);
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -138,7 +138,6 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Resolved> {
         None => FileSettings::default(),
     };
     let mut c = Config::default();
-    c.pow_bits = 14;
     let listen = args
         .listen
         .or(file.listen)

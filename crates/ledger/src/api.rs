@@ -124,11 +124,16 @@ async fn append(
         return Err(e);
     }
     let limit = ledger.config().suite.layout().entry_len;
-    let bytes = to_bytes(body, limit).await.map_err(|_| {
+    let Ok(bytes) = to_bytes(body, limit).await else {
         let e = ApiError::too_large(limit);
         ledger.count_rejection(&e);
-        e
-    })?;
+        // The rest of the body stays unread and the connection ends after this response: say
+        // so, or a keep-alive client sends its next request into a closed connection.
+        let mut res = e.into_response();
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(res);
+    };
     let accepted = ledger.append(bytes).await?;
     let mut res = (StatusCode::CREATED, Json(accepted)).into_response();
     res.headers_mut().insert(

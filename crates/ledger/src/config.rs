@@ -47,7 +47,7 @@ impl Default for Config {
             lifetime: Duration::from_secs(48 * 3600),
             min_lifetime: Duration::from_secs(3600),
             max_bytes: 2 << 30,
-            pow_bits: 12,
+            pow_bits: 14,
             pow_max_bits: 28,
             pow_rate: 200.0,
             max_page: 1024,

@@ -32,8 +32,8 @@ pub use error::{AddressError, CardError, EntryError, IdentityError, MessageError
 pub use identity::Identity;
 pub use message::{assemble, MessageId, Part};
 pub use seal::{
-    open, seal, seal_with_parts, seal_with_rng, Contacts, Encapsulation, EntryParts, KnownSender,
-    Opened, PairKeys, Received, RejectReason, Request,
+    open, seal, seal_message_with_rng, seal_with_parts, seal_with_rng, Contacts, Encapsulation,
+    EntryParts, KnownSender, Opened, PairKeys, Received, RejectReason, Request,
 };
 pub use secret::CheckKey;
 pub use suite::{Layout, Suite};

@@ -134,6 +134,22 @@ pub fn seal_with_rng(
     sent_at_ms: u64,
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<Entry>, SealError> {
+    let message_id = MessageId::generate(rng);
+    seal_message_with_rng(sender, to, keys, text, intro, sent_at_ms, message_id, rng)
+}
+
+/// [`seal_with_rng`] with the message id given, for clients that record the id before sending.
+#[allow(clippy::too_many_arguments)]
+pub fn seal_message_with_rng(
+    sender: &impl AsRef<Address>,
+    to: &ContactCard,
+    keys: PairKeys<'_>,
+    text: &[u8],
+    intro: Option<&CheckString>,
+    sent_at_ms: u64,
+    message_id: MessageId,
+    rng: &mut impl CryptoRng,
+) -> Result<Vec<Entry>, SealError> {
     let suite = check_suites(sender.as_ref(), to)?;
     let cap = suite.layout().part_capacity(intro.is_some());
     let count = text.len().div_ceil(cap).max(1);
@@ -143,7 +159,6 @@ pub fn seal_with_rng(
             max_parts: MAX_PARTS,
         });
     }
-    let message_id = MessageId::generate(rng);
     let mut entries = Vec::with_capacity(count);
     for index in 0..count {
         let chunk = &text[(index * cap).min(text.len())..((index + 1) * cap).min(text.len())];

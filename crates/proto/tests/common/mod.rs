@@ -1,6 +1,6 @@
 //! Shared fixtures for the proto tests. RSA-3072 key generation takes about half a second in a
 //! debug build, so identities are made once per test binary and shared.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -1,0 +1,988 @@
+//! The local database (DESIGN §3.9): one SQLite file per home holding the identity (its key
+//! sealed by [`crate::keystore`]), check strings, contacts with their check keys, messages,
+//! partial parts, pending requests, the outbox and the sync position.
+//!
+//! A sync batch (the parts found in one page and the new last-seen id) commits in one
+//! transaction, so an interrupted sync neither loses nor duplicates a message. Incoming parts are
+//! unique by `(sender fingerprint, message id, part index)` and messages by `(sender, message
+//! id)`, so a duplicated or replayed entry is stored once.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use deaddrop_proto::message::MessageId;
+use deaddrop_proto::{
+    assemble, Address, CheckKey, CheckString, ContactCard, Contacts, Fingerprint, KnownSender,
+    Opened, Part, RejectReason,
+};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::error::ClientError;
+
+/// The database file inside a home.
+pub const DB_FILE: &str = "deaddrop.sqlite3";
+/// How long a rotated-away check string stays accepted.
+pub const CHECK_GRACE_MS: u64 = 7 * 24 * 3600 * 1000;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS identity (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    suite TEXT NOT NULL,
+    name TEXT,
+    address TEXT NOT NULL,
+    sealed_key BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS check_strings (
+    id INTEGER PRIMARY KEY,
+    value BLOB NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    retired_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    fingerprint BLOB NOT NULL UNIQUE,
+    card TEXT NOT NULL,
+    issued_key BLOB NOT NULL,
+    their_key BLOB,
+    confirmed INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    fingerprint BLOB PRIMARY KEY,
+    address TEXT NOT NULL,
+    check_string BLOB NOT NULL,
+    reply_key BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'rejected')),
+    first_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER REFERENCES contacts(id) ON DELETE CASCADE,
+    request_fp BLOB,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    sender_fp BLOB NOT NULL,
+    message_id BLOB NOT NULL,
+    text TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    sent_ms INTEGER NOT NULL,
+    verified INTEGER NOT NULL DEFAULT 0,
+    read INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (direction, sender_fp, message_id)
+);
+CREATE INDEX IF NOT EXISTS messages_by_contact ON messages (contact_id, time_ms);
+CREATE TABLE IF NOT EXISTS parts (
+    sender_fp BLOB NOT NULL,
+    message_id BLOB NOT NULL,
+    idx INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    text BLOB NOT NULL,
+    sent_ms INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    verified INTEGER NOT NULL,
+    PRIMARY KEY (sender_fp, message_id, idx)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    message_row INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    entry BLOB NOT NULL,
+    ledger_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS sync (
+    ledger TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+);
+"#;
+
+/// The identity as stored.
+#[derive(Debug, Clone)]
+pub struct IdentityRow {
+    /// Suite name.
+    pub suite: String,
+    /// Display name chosen at `init`.
+    pub name: Option<String>,
+    /// The address.
+    pub address: Address,
+    /// The sealed private key ([`crate::keystore`]).
+    pub sealed_key: Vec<u8>,
+}
+
+/// A contact.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    /// Row id.
+    pub id: i64,
+    /// Local name.
+    pub name: String,
+    /// Their card as last added.
+    pub card: ContactCard,
+    /// The check key we issued to them.
+    pub issued_key: CheckKey,
+    /// The check key they issued to us, once they wrote.
+    pub their_key: Option<CheckKey>,
+    /// True once an entry from them verified under our key.
+    pub confirmed: bool,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    /// Row id.
+    pub id: i64,
+    /// `in` or `out`.
+    pub direction: String,
+    /// The text.
+    pub text: String,
+    /// Ledger time (in) or send time (out), ms since the Unix epoch.
+    pub time_ms: u64,
+    /// The sender's `check` verified (in) / always true (out).
+    pub verified: bool,
+    /// Whether it had been read before this view.
+    pub was_read: bool,
+}
+
+/// One line of the inbox.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    /// Contact name.
+    pub contact: String,
+    /// Unread incoming messages.
+    pub unread: u64,
+    /// Time of the newest message, if any.
+    pub last_time_ms: Option<u64>,
+}
+
+/// A pending first message from an unknown sender.
+#[derive(Debug, Clone)]
+pub struct RequestView {
+    /// Message row id: what `accept` and `reject` take.
+    pub id: i64,
+    /// The sender's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The text.
+    pub text: String,
+    /// Ledger time.
+    pub time_ms: u64,
+}
+
+/// A message completed by a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The contact's name, or `None` for a request.
+    pub contact: Option<String>,
+    /// The message row id (what `accept`/`reject` take for requests).
+    pub id: i64,
+    /// The text.
+    pub text: String,
+    /// Ledger time.
+    pub time_ms: u64,
+    /// The sender's check verified.
+    pub verified: bool,
+}
+
+/// What one batch changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Complete messages from contacts.
+    pub messages: u64,
+    /// Complete messages from unknown senders.
+    pub requests: u64,
+    /// Entries for us that were rejected (bad check string, spoof, tampering).
+    pub rejected: u64,
+    /// Parts or messages seen before (replays, duplicates).
+    pub duplicates: u64,
+    /// Parts stored while waiting for the rest of their message.
+    pub partial: u64,
+    /// The messages completed, in order.
+    pub new: Vec<NewMessage>,
+}
+
+/// One entry for us, with the ledger's id and time.
+#[derive(Debug)]
+pub struct FoundEntry {
+    /// Ledger id.
+    pub id: u64,
+    /// Ledger time.
+    pub time_ms: u64,
+    /// What opening it gave.
+    pub opened: Opened,
+}
+
+/// A part waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// The entry bytes (stamp to be solved).
+    pub entry: Vec<u8>,
+}
+
+/// The receiver's view of its contacts, for [`deaddrop_proto::open`].
+#[derive(Debug, Default)]
+pub struct Book {
+    known: HashMap<Fingerprint, (Vec<CheckKey>, bool)>,
+}
+
+impl Contacts for Book {
+    fn known_sender(&self, fingerprint: &Fingerprint) -> Option<KnownSender<'_>> {
+        self.known
+            .get(fingerprint)
+            .map(|(issued, confirmed)| KnownSender {
+                issued,
+                require_check: *confirmed,
+            })
+    }
+}
+
+/// A contacts row: id, name, card, issued key, their key, confirmed.
+type ContactRow = (i64, String, String, Vec<u8>, Option<Vec<u8>>, bool);
+
+/// An open database.
+pub struct Db {
+    conn: Connection,
+    home: PathBuf,
+}
+
+fn key32(b: Vec<u8>) -> Option<[u8; 32]> {
+    b.try_into().ok()
+}
+
+fn blob_fp(b: Vec<u8>) -> Result<Fingerprint, ClientError> {
+    key32(b)
+        .map(Fingerprint)
+        .ok_or_else(|| ClientError::Proto("a stored fingerprint is damaged".into()))
+}
+
+fn check_key(b: Vec<u8>) -> Result<CheckKey, ClientError> {
+    key32(b)
+        .map(CheckKey::from_bytes)
+        .ok_or_else(|| ClientError::Proto("a stored check key is damaged".into()))
+}
+
+fn parse_card(text: &str) -> Result<ContactCard, ClientError> {
+    ContactCard::parse(text)
+        .map_err(|e| ClientError::Proto(format!("a stored card is damaged: {e}")))
+}
+
+fn reason_name(r: RejectReason) -> &'static str {
+    match r {
+        RejectReason::Header => "rejected-header",
+        RejectReason::CheckString => "rejected-check-string",
+        RejectReason::From => "rejected-from",
+        RejectReason::Cipher => "rejected-cipher",
+        RejectReason::Body => "rejected-body",
+        RejectReason::Address => "rejected-address",
+        RejectReason::UnknownSender => "rejected-unknown-sender",
+        RejectReason::Check => "rejected-check",
+        _ => "rejected-other",
+    }
+}
+
+impl Db {
+    /// Opens or creates the database in `home`, creating `home` with mode 0700 and the file
+    /// with mode 0600.
+    pub fn open(home: &Path) -> Result<Db, ClientError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)
+            .map_err(|e| {
+                ClientError::io(
+                    format!("cannot create the home directory {}", home.display()),
+                    e,
+                )
+            })?;
+        let path = home.join(DB_FILE);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| ClientError::io(format!("cannot create {}", path.display()), e))?;
+        // Tighten files an older version or a lax umask left behind.
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db {
+            conn,
+            home: home.to_path_buf(),
+        })
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The identity, or [`ClientError::NoIdentity`].
+    pub fn identity(&self) -> Result<IdentityRow, ClientError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT suite, name, address, sealed_key FROM identity WHERE one = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (suite, name, address, sealed_key) = row.ok_or_else(|| ClientError::NoIdentity {
+            home: self.home.display().to_string(),
+        })?;
+        let address = Address::parse(&address)
+            .map_err(|e| ClientError::Proto(format!("the stored address is damaged: {e}")))?;
+        Ok(IdentityRow {
+            suite,
+            name,
+            address,
+            sealed_key,
+        })
+    }
+
+    /// Whether an identity exists.
+    pub fn has_identity(&self) -> Result<bool, ClientError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM identity", [], |r| r.get::<_, i64>(0))?
+            > 0)
+    }
+
+    /// Stores a new identity and its first check string. Refuses to overwrite one.
+    pub fn create_identity(
+        &mut self,
+        address: &Address,
+        name: Option<&str>,
+        sealed_key: &[u8],
+        check: &CheckString,
+        now_ms: u64,
+    ) -> Result<(), ClientError> {
+        let tx = self.conn.transaction()?;
+        if tx.query_row("SELECT COUNT(*) FROM identity", [], |r| r.get::<_, i64>(0))? > 0 {
+            return Err(ClientError::IdentityExists {
+                home: self.home.display().to_string(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO identity (one, suite, name, address, sealed_key, created_ms) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+            params![address.suite().name(), name, address.to_text(), sealed_key, now_ms as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO check_strings (value, created_ms) VALUES (?1, ?2)",
+            params![&check.export_bytes()[..], now_ms as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The check strings accepted now, newest first.
+    pub fn accepted_checks(&self, now_ms: u64) -> Result<Vec<CheckString>, ClientError> {
+        let mut st = self.conn.prepare(
+            "SELECT value FROM check_strings WHERE retired_ms IS NULL OR retired_ms + ?1 > ?2 ORDER BY created_ms DESC, id DESC",
+        )?;
+        let rows = st.query_map(params![CHECK_GRACE_MS as i64, now_ms as i64], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        let mut out = Vec::new();
+        for v in rows {
+            let v: [u8; 16] = v?
+                .try_into()
+                .map_err(|_| ClientError::Proto("a stored check string is damaged".into()))?;
+            out.push(CheckString::from_bytes(v));
+        }
+        Ok(out)
+    }
+
+    /// My contact card: my address, the check strings accepted now (at most four), my name.
+    pub fn my_card(&self, now_ms: u64) -> Result<ContactCard, ClientError> {
+        let id = self.identity()?;
+        let mut checks = self.accepted_checks(now_ms)?;
+        checks.truncate(deaddrop_proto::card::MAX_CHECK_STRINGS);
+        ContactCard::new(id.address, checks, id.name).map_err(|e| ClientError::Proto(e.to_string()))
+    }
+
+    /// Starts a new check string; the others stay accepted for [`CHECK_GRACE_MS`].
+    pub fn rotate_check(&mut self, new: &CheckString, now_ms: u64) -> Result<(), ClientError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE check_strings SET retired_ms = ?1 WHERE retired_ms IS NULL",
+            params![now_ms as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO check_strings (value, created_ms) VALUES (?1, ?2)",
+            params![&new.export_bytes()[..], now_ms as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn contact_from_row(
+        r: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<ContactRow> {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get::<_, i64>(5)? != 0,
+        ))
+    }
+
+    fn build_contact(
+        row: (i64, String, String, Vec<u8>, Option<Vec<u8>>, bool),
+    ) -> Result<Contact, ClientError> {
+        let (id, name, card, issued, their, confirmed) = row;
+        Ok(Contact {
+            id,
+            name,
+            card: parse_card(&card)?,
+            issued_key: check_key(issued)?,
+            their_key: their.map(check_key).transpose()?,
+            confirmed,
+        })
+    }
+
+    const CONTACT_COLS: &'static str = "id, name, card, issued_key, their_key, confirmed";
+
+    /// All contacts, by name.
+    pub fn contacts(&self) -> Result<Vec<Contact>, ClientError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {} FROM contacts ORDER BY name",
+            Self::CONTACT_COLS
+        ))?;
+        let rows = st.query_map([], Self::contact_from_row)?;
+        rows.map(|r| Self::build_contact(r?)).collect()
+    }
+
+    /// The contact called `name`.
+    pub fn contact(&self, name: &str) -> Result<Contact, ClientError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM contacts WHERE name = ?1",
+                    Self::CONTACT_COLS
+                ),
+                [name],
+                Self::contact_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| ClientError::UnknownContact(name.to_string()))?;
+        Self::build_contact(row)
+    }
+
+    /// Adds a contact from its card, issuing it `issued`. A pending request from the same
+    /// address becomes this contact's conversation.
+    pub fn add_contact(
+        &mut self,
+        name: &str,
+        card: &ContactCard,
+        issued: &CheckKey,
+        now_ms: u64,
+    ) -> Result<Contact, ClientError> {
+        let me = self.identity()?;
+        let fp = card.address().fingerprint();
+        if fp == me.address.fingerprint() {
+            return Err(ClientError::Input(
+                "that is your own card; add the card of the person you want to write to".into(),
+            ));
+        }
+        if card.address().suite() != me.address.suite() {
+            return Err(ClientError::Input(format!(
+                "that card is for suite {}, but your identity is {}: you cannot write to each other",
+                card.address().suite(),
+                me.address.suite()
+            )));
+        }
+        let tx = self.conn.transaction()?;
+        if let Some(other) = tx
+            .query_row(
+                "SELECT name FROM contacts WHERE fingerprint = ?1",
+                [&fp.0[..]],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+        {
+            return Err(ClientError::ContactExists(format!(
+                "that card is already your contact `{other}`"
+            )));
+        }
+        if tx.query_row(
+            "SELECT COUNT(*) FROM contacts WHERE name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )? > 0
+        {
+            return Err(ClientError::ContactExists(format!(
+                "you already have a contact named `{name}`"
+            )));
+        }
+        let reply: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT reply_key FROM requests WHERE fingerprint = ?1 AND status = 'pending'",
+                [&fp.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute(
+            "INSERT INTO contacts (name, fingerprint, card, issued_key, their_key, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, &fp.0[..], card.to_text(), &issued.export_bytes()[..], reply, now_ms as i64],
+        )?;
+        let id = tx.last_insert_rowid();
+        adopt_requests(&tx, id, &fp)?;
+        tx.commit()?;
+        self.contact(name)
+    }
+
+    /// Removes a contact and its conversation.
+    pub fn remove_contact(&mut self, name: &str) -> Result<(), ClientError> {
+        if self
+            .conn
+            .execute("DELETE FROM contacts WHERE name = ?1", [name])?
+            == 0
+        {
+            return Err(ClientError::UnknownContact(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The contact book for opening entries.
+    pub fn book(&self) -> Result<Book, ClientError> {
+        let mut book = Book::default();
+        for c in self.contacts()? {
+            book.known.insert(
+                c.card.address().fingerprint(),
+                (vec![c.issued_key.clone()], c.confirmed),
+            );
+        }
+        Ok(book)
+    }
+
+    /// Records an outgoing message and its sealed parts (the outbox) in one transaction, before
+    /// anything is sent, so a retry re-sends the same entries and never a second message.
+    pub fn record_outgoing(
+        &mut self,
+        contact: &Contact,
+        message_id: &MessageId,
+        text: &str,
+        now_ms: u64,
+        entries: &[Vec<u8>],
+    ) -> Result<i64, ClientError> {
+        let me = self.identity()?.address.fingerprint();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO messages (contact_id, direction, sender_fp, message_id, text, time_ms, sent_ms, verified, read)
+             VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?5, 1, 1)",
+            params![contact.id, &me.0[..], &message_id.0[..], text, now_ms as i64],
+        )?;
+        let row = tx.last_insert_rowid();
+        for (i, e) in entries.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO outbox (message_row, idx, entry) VALUES (?1, ?2, ?3)",
+                params![row, i as i64, e],
+            )?;
+        }
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Parts not yet acknowledged by a ledger, oldest first.
+    pub fn pending_outbox(&self) -> Result<Vec<OutboxItem>, ClientError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, entry FROM outbox WHERE ledger_id IS NULL ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(OutboxItem {
+                id: r.get(0)?,
+                entry: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks an outbox part acknowledged with its ledger id.
+    pub fn outbox_sent(&mut self, item: i64, ledger_id: u64) -> Result<(), ClientError> {
+        self.conn.execute(
+            "UPDATE outbox SET ledger_id = ?2 WHERE id = ?1",
+            params![item, ledger_id as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The last id seen on `ledger`.
+    pub fn last_id(&self, ledger: &str) -> Result<u64, ClientError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_id FROM sync WHERE ledger = ?1",
+                [ledger],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .unwrap_or(0) as u64)
+    }
+
+    /// Stores one batch of entries found for us and the new position, in one transaction.
+    pub fn apply_batch(
+        &mut self,
+        ledger: &str,
+        next_after: u64,
+        found: Vec<FoundEntry>,
+    ) -> Result<BatchStats, ClientError> {
+        let tx = self.conn.transaction()?;
+        let mut stats = BatchStats::default();
+        for f in found {
+            match f.opened {
+                Opened::NotForMe => {}
+                Opened::Rejected(reason) => {
+                    stats.rejected += 1;
+                    bump(&tx, reason_name(reason))?;
+                }
+                Opened::Message(m) => {
+                    let contact: Option<(i64, bool)> = tx
+                        .query_row(
+                            "SELECT id, confirmed FROM contacts WHERE fingerprint = ?1",
+                            [&m.sender.0[..]],
+                            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+                        )
+                        .optional()?;
+                    let Some((cid, confirmed)) = contact else {
+                        // Removed between scanning and storing: drop it like a stranger's
+                        // message without an address.
+                        stats.rejected += 1;
+                        continue;
+                    };
+                    if m.verified || !confirmed {
+                        tx.execute(
+                            "UPDATE contacts SET their_key = ?2, confirmed = confirmed OR ?3 WHERE id = ?1",
+                            params![cid, &m.reply_key.export_bytes()[..], m.verified],
+                        )?;
+                    }
+                    store_part(
+                        &tx,
+                        &m.sender,
+                        &m.part,
+                        f.time_ms,
+                        m.verified,
+                        Some(cid),
+                        &mut stats,
+                    )?;
+                }
+                Opened::Request(q) => {
+                    let fp = q.sender.fingerprint();
+                    let status: Option<String> = tx
+                        .query_row(
+                            "SELECT status FROM requests WHERE fingerprint = ?1",
+                            [&fp.0[..]],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if status.as_deref() == Some("rejected") {
+                        bump(&tx, "dropped-rejected-sender")?;
+                        continue;
+                    }
+                    tx.execute(
+                        "INSERT INTO requests (fingerprint, address, check_string, reply_key, first_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (fingerprint) DO UPDATE SET reply_key = excluded.reply_key, check_string = excluded.check_string",
+                        params![&fp.0[..], q.sender.to_text(), &q.sender_check.export_bytes()[..], &q.reply_key.export_bytes()[..], f.time_ms as i64],
+                    )?;
+                    store_part(&tx, &fp, &q.part, f.time_ms, false, None, &mut stats)?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO sync (ledger, last_id) VALUES (?1, ?2) ON CONFLICT (ledger) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+            params![ledger, next_after as i64],
+        )?;
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    /// The conversation with `name`, oldest first; marks it read.
+    pub fn conversation(&mut self, name: &str) -> Result<Vec<MessageView>, ClientError> {
+        let c = self.contact(name)?;
+        let mut st = self.conn.prepare(
+            "SELECT id, direction, text, time_ms, verified, read FROM messages WHERE contact_id = ?1 ORDER BY time_ms, id",
+        )?;
+        let rows = st.query_map([c.id], |r| {
+            Ok(MessageView {
+                id: r.get(0)?,
+                direction: r.get(1)?,
+                text: r.get(2)?,
+                time_ms: r.get::<_, i64>(3)? as u64,
+                verified: r.get::<_, i64>(4)? != 0,
+                was_read: r.get::<_, i64>(5)? != 0,
+            })
+        })?;
+        let out = rows.collect::<Result<Vec<_>, _>>()?;
+        drop(st);
+        self.conn.execute(
+            "UPDATE messages SET read = 1 WHERE contact_id = ?1 AND read = 0",
+            [c.id],
+        )?;
+        Ok(out)
+    }
+
+    /// Conversations with unread counts, busiest first.
+    pub fn inbox(&self) -> Result<Vec<InboxRow>, ClientError> {
+        let mut st = self.conn.prepare(
+            "SELECT c.name,
+                    COALESCE(SUM(CASE WHEN m.direction = 'in' AND m.read = 0 THEN 1 ELSE 0 END), 0),
+                    MAX(m.time_ms)
+             FROM contacts c LEFT JOIN messages m ON m.contact_id = c.id
+             GROUP BY c.id ORDER BY MAX(m.time_ms) DESC NULLS LAST, c.name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(InboxRow {
+                contact: r.get(0)?,
+                unread: r.get::<_, i64>(1)? as u64,
+                last_time_ms: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Pending requests, oldest first.
+    pub fn requests(&self) -> Result<Vec<RequestView>, ClientError> {
+        let mut st = self.conn.prepare(
+            "SELECT m.id, m.request_fp, m.text, m.time_ms FROM messages m JOIN requests r ON r.fingerprint = m.request_fp
+             WHERE m.contact_id IS NULL AND r.status = 'pending' ORDER BY m.time_ms, m.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, fp, text, t) = row?;
+            out.push(RequestView {
+                id,
+                fingerprint: blob_fp(fp)?,
+                text,
+                time_ms: t as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    fn request_fp(&self, id: i64) -> Result<Vec<u8>, ClientError> {
+        self.conn
+            .query_row(
+                "SELECT m.request_fp FROM messages m JOIN requests r ON r.fingerprint = m.request_fp
+                 WHERE m.id = ?1 AND m.contact_id IS NULL AND r.status = 'pending'",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(ClientError::UnknownRequest(id))
+    }
+
+    /// Accepts a request: its sender becomes contact `name` (with a check key we issue now), and
+    /// all its pending messages become the start of the conversation.
+    pub fn accept_request(
+        &mut self,
+        id: i64,
+        name: &str,
+        issued: &CheckKey,
+        now_ms: u64,
+    ) -> Result<Contact, ClientError> {
+        let fp = self.request_fp(id)?;
+        let (address, check): (String, Vec<u8>) = self.conn.query_row(
+            "SELECT address, check_string FROM requests WHERE fingerprint = ?1",
+            [&fp],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let address = Address::parse(&address)
+            .map_err(|e| ClientError::Proto(format!("a stored request is damaged: {e}")))?;
+        let check: [u8; 16] = check
+            .try_into()
+            .map_err(|_| ClientError::Proto("a stored request is damaged".into()))?;
+        let card = ContactCard::new(address, vec![CheckString::from_bytes(check)], None)
+            .map_err(|e| ClientError::Proto(e.to_string()))?;
+        let contact = self.add_contact(name, &card, issued, now_ms)?;
+        self.conn
+            .execute("DELETE FROM requests WHERE fingerprint = ?1", [&fp])?;
+        Ok(contact)
+    }
+
+    /// Rejects a request: its messages are deleted and later ones from the same sender dropped.
+    pub fn reject_request(&mut self, id: i64) -> Result<(), ClientError> {
+        let fp = self.request_fp(id)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM messages WHERE request_fp = ?1 AND contact_id IS NULL",
+            [&fp],
+        )?;
+        tx.execute("DELETE FROM parts WHERE sender_fp = ?1", [&fp])?;
+        tx.execute(
+            "UPDATE requests SET status = 'rejected' WHERE fingerprint = ?1",
+            [&fp],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Local counters (rejections by reason, ...).
+    pub fn counters(&self) -> Result<Vec<(String, u64)>, ClientError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, n FROM counters ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn bump(tx: &Transaction<'_>, name: &str) -> Result<(), ClientError> {
+    tx.execute(
+        "INSERT INTO counters (name, n) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET n = n + 1",
+        [name],
+    )?;
+    Ok(())
+}
+
+/// Moves a sender's pending request messages into contact `id`'s conversation.
+fn adopt_requests(tx: &Transaction<'_>, id: i64, fp: &Fingerprint) -> Result<(), ClientError> {
+    tx.execute("UPDATE messages SET contact_id = ?1, request_fp = NULL WHERE request_fp = ?2 AND contact_id IS NULL", params![id, &fp.0[..]])?;
+    tx.execute("DELETE FROM requests WHERE fingerprint = ?1", [&fp.0[..]])?;
+    Ok(())
+}
+
+/// Stores one part; completes the message when its last part arrives.
+fn store_part(
+    tx: &Transaction<'_>,
+    sender: &Fingerprint,
+    part: &Part,
+    time_ms: u64,
+    verified: bool,
+    contact: Option<i64>,
+    stats: &mut BatchStats,
+) -> Result<(), ClientError> {
+    let exists = tx.query_row(
+        "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND sender_fp = ?1 AND message_id = ?2",
+        params![&sender.0[..], &part.message_id.0[..]],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    if exists {
+        stats.duplicates += 1;
+        return Ok(());
+    }
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO parts (sender_fp, message_id, idx, count, text, sent_ms, time_ms, verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![&sender.0[..], &part.message_id.0[..], part.index, part.count, &part.text[..], part.sent_at_ms as i64, time_ms as i64, verified],
+    )?;
+    if inserted == 0 {
+        stats.duplicates += 1;
+        return Ok(());
+    }
+    let have: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3",
+        params![&sender.0[..], &part.message_id.0[..], part.count],
+        |r| r.get(0),
+    )?;
+    if have < i64::from(part.count) {
+        stats.partial += 1;
+        return Ok(());
+    }
+    let mut st = tx.prepare(
+        "SELECT idx, text, sent_ms, time_ms, verified FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3",
+    )?;
+    let mut parts = Vec::new();
+    let (mut sent_ms, mut last_time, mut all_verified) = (0u64, 0u64, true);
+    let rows = st.query_map(
+        params![&sender.0[..], &part.message_id.0[..], part.count],
+        |r| {
+            Ok((
+                r.get::<_, u16>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)? != 0,
+            ))
+        },
+    )?;
+    for row in rows {
+        let (idx, text, sent, t, v) = row?;
+        sent_ms = sent as u64;
+        last_time = last_time.max(t as u64);
+        all_verified &= v;
+        parts.push(Part {
+            message_id: part.message_id,
+            index: idx,
+            count: part.count,
+            sent_at_ms: sent_ms,
+            text: zeroize::Zeroizing::new(text),
+        });
+    }
+    drop(st);
+    let bytes =
+        assemble(&parts).map_err(|e| ClientError::Proto(format!("reassembly failed: {e}")))?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO messages (contact_id, request_fp, direction, sender_fp, message_id, text, time_ms, sent_ms, verified)
+         VALUES (?1, ?2, 'in', ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            contact,
+            if contact.is_none() { Some(&sender.0[..]) } else { None },
+            &sender.0[..],
+            &part.message_id.0[..],
+            text,
+            last_time.max(time_ms) as i64,
+            sent_ms as i64,
+            all_verified
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM parts WHERE sender_fp = ?1 AND message_id = ?2",
+        params![&sender.0[..], &part.message_id.0[..]],
+    )?;
+    if inserted == 0 {
+        stats.duplicates += 1;
+        return Ok(());
+    }
+    let id = tx.last_insert_rowid();
+    let name = match contact {
+        Some(cid) => Some(
+            tx.query_row("SELECT name FROM contacts WHERE id = ?1", [cid], |r| {
+                r.get::<_, String>(0)
+            })?,
+        ),
+        None => None,
+    };
+    if contact.is_some() {
+        stats.messages += 1;
+    } else {
+        stats.requests += 1;
+    }
+    stats.new.push(NewMessage {
+        contact: name,
+        id,
+        text,
+        time_ms: last_time.max(time_ms),
+        verified: all_verified,
+    });
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The client's errors. Each says what went wrong and what to do; the CLI prints the message and
+//! the hint (`{"error", "hint"}` with `--json`).
+
+use thiserror::Error;
+
+/// Everything a client operation can fail with.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The home directory has no identity yet.
+    #[error("no identity in {home}")]
+    NoIdentity {
+        /// The home directory.
+        home: String,
+    },
+    /// `init` on a home that already has one.
+    #[error("an identity already exists in {home}")]
+    IdentityExists {
+        /// The home directory.
+        home: String,
+    },
+    /// No passphrase was available to protect or unlock the key.
+    #[error("no passphrase available")]
+    NoPassphrase,
+    /// The passphrase does not open the key.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// A contact name that is not in the contact list.
+    #[error("no contact named `{0}`")]
+    UnknownContact(String),
+    /// A contact name or fingerprint that is already taken.
+    #[error("{0}")]
+    ContactExists(String),
+    /// A request id that is not pending.
+    #[error("no pending request with id {0}")]
+    UnknownRequest(i64),
+    /// Bad user input (card, name, text).
+    #[error("{0}")]
+    Input(String),
+    /// The ledger carries another suite than this identity.
+    #[error("the ledger at {url} carries {ledger} entries, but this identity is {mine}")]
+    SuiteMismatch {
+        /// The ledger's URL.
+        url: String,
+        /// The ledger's suite.
+        ledger: String,
+        /// This identity's suite.
+        mine: String,
+    },
+    /// The ledger cannot be reached.
+    #[error("the ledger at {url} is not reachable ({detail})")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// What the HTTP layer said.
+        detail: String,
+    },
+    /// The ledger answered with an error.
+    #[error("the ledger at {url} refused: {status} {title}: {detail}")]
+    Ledger {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The problem type's last part.
+        reason: String,
+        /// The problem's title.
+        title: String,
+        /// The problem's detail.
+        detail: String,
+    },
+    /// The ledger's answer could not be understood.
+    #[error("the ledger at {url} sent something unexpected: {detail}")]
+    Protocol {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The local database failed.
+    #[error("the local database failed: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A protocol-level error from sealing or parsing.
+    #[error("{0}")]
+    Proto(String),
+}
+
+impl ClientError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            ClientError::NoIdentity { .. } => "create one with `deaddrop init --name NAME`".into(),
+            ClientError::IdentityExists { .. } => {
+                "use another --home to keep a second identity; deaddrop never overwrites one".into()
+            }
+            ClientError::NoPassphrase => "set DEADDROP_PASSPHRASE, run in a terminal to be asked, or pass --no-passphrase to store the key unencrypted".into(),
+            ClientError::WrongPassphrase => "check DEADDROP_PASSPHRASE or type the passphrase you chose at `deaddrop init`".into(),
+            ClientError::UnknownContact(_) => "see `deaddrop contact list`, or add one with `deaddrop contact add CARD --name NAME`".into(),
+            ClientError::ContactExists(_) => "pick another --name, or remove the old contact with `deaddrop contact remove NAME`".into(),
+            ClientError::UnknownRequest(_) => "see `deaddrop requests` for the pending ones".into(),
+            ClientError::Input(_) => "see `deaddrop help`".into(),
+            ClientError::SuiteMismatch { .. } => "use a ledger of your identity's suite (--ledger URL), or make a new identity in another --home with `deaddrop init --suite ...`".into(),
+            ClientError::Unreachable { .. } => "is `deaddrop serve` running there? Check --ledger (or DEADDROP_LEDGER) and --proxy".into(),
+            ClientError::Ledger { reason, .. } if reason == "overloaded" || reason == "store-unavailable" || reason == "ledger-full" || reason == "timeout" => "the ledger is busy; try again in a little while".into(),
+            ClientError::Ledger { .. } => "this is probably a bug or a ledger of another version; see the detail above".into(),
+            ClientError::Protocol { .. } => "check that --ledger points at a deaddrop ledger of this version".into(),
+            ClientError::Database(_) => "check the disk and the permissions of your --home; the database is deaddrop.sqlite3 there".into(),
+            ClientError::Io { .. } => "check the path and its permissions".into(),
+            ClientError::Proto(_) => "see the message above".into(),
+        }
+    }
+
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ClientError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

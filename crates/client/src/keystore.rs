@@ -1,0 +1,176 @@
+//! The identity's private key at rest (DESIGN §3.9): sealed with AES-256-GCM under a key derived
+//! from the passphrase with Argon2id, or stored plain when the user chose `--no-passphrase`.
+//!
+//! Format: `"ddkey" || 0x01 || m_kib (u32) || t (u32) || p (u32) || salt (16) || nonce (12) ||
+//! AES-256-GCM(k, identity export)` with the first 45 bytes as associated data, and
+//! `k = Argon2id(passphrase, salt, m, t, p)`; or `"ddkey" || 0x00 || identity export`.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use deaddrop_proto::rng::SystemRng;
+use deaddrop_proto::Identity;
+use rand_core::RngCore;
+use zeroize::Zeroizing;
+
+use crate::error::ClientError;
+
+const MAGIC: &[u8; 5] = b"ddkey";
+const HEADER_LEN: usize = 5 + 1 + 12 + 16 + 12;
+
+/// Argon2id cost: 19 MiB, 2 passes, 1 lane (the OWASP baseline for Argon2id).
+pub const ARGON2_M_KIB: u32 = 19 * 1024;
+/// Argon2id passes.
+pub const ARGON2_T: u32 = 2;
+/// Argon2id lanes.
+pub const ARGON2_P: u32 = 1;
+
+/// A passphrase; zeroized on drop, never printed.
+pub struct Passphrase(Zeroizing<String>);
+
+impl Passphrase {
+    /// Wraps a passphrase.
+    pub fn new(s: String) -> Self {
+        Passphrase(Zeroizing::new(s))
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
+}
+
+fn derive(
+    pass: &Passphrase,
+    salt: &[u8],
+    m: u32,
+    t: u32,
+    p: u32,
+) -> Result<Zeroizing<[u8; 32]>, ClientError> {
+    let params = argon2::Params::new(m, t, p, Some(32))
+        .map_err(|e| ClientError::Proto(format!("bad key-file parameters: {e}")))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut k = Zeroizing::new([0u8; 32]);
+    a.hash_password_into(pass.0.as_bytes(), salt, k.as_mut())
+        .map_err(|e| ClientError::Proto(format!("key derivation failed: {e}")))?;
+    Ok(k)
+}
+
+/// Seals the identity's export under `pass`, or stores it plain when `pass` is `None`.
+pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, ClientError> {
+    let secret = identity.export_secret();
+    let Some(pass) = pass else {
+        let mut out = Vec::with_capacity(6 + secret.len());
+        out.extend_from_slice(MAGIC);
+        out.push(0);
+        out.extend_from_slice(&secret);
+        return Ok(out);
+    };
+    let mut salt = [0u8; 16];
+    let mut nonce = [0u8; 12];
+    SystemRng.fill_bytes(&mut salt);
+    SystemRng.fill_bytes(&mut nonce);
+    let mut out = Vec::with_capacity(HEADER_LEN + secret.len() + 16);
+    out.extend_from_slice(MAGIC);
+    out.push(1);
+    for v in [ARGON2_M_KIB, ARGON2_T, ARGON2_P] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&nonce);
+    let k = derive(pass, &salt, ARGON2_M_KIB, ARGON2_T, ARGON2_P)?;
+    let key = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, k.as_ref())
+            .map_err(|_| ClientError::Proto("AES key setup failed".into()))?,
+    );
+    let mut body = Zeroizing::new(secret.to_vec());
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&out[..HEADER_LEN]),
+            body.as_mut_slice(),
+        )
+        .map_err(|_| ClientError::Proto("sealing the key failed".into()))?;
+    out.extend_from_slice(&body);
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// True when the stored key needs a passphrase.
+pub fn is_encrypted(sealed: &[u8]) -> bool {
+    sealed.get(5) == Some(&1)
+}
+
+/// Opens what [`seal`] stored.
+pub fn open(sealed: &[u8], pass: Option<&Passphrase>) -> Result<Identity, ClientError> {
+    let damaged = || {
+        ClientError::Proto(
+            "the stored key is damaged; restore your home directory from a backup".into(),
+        )
+    };
+    let rest = sealed.strip_prefix(&MAGIC[..]).ok_or_else(damaged)?;
+    match rest.first() {
+        Some(0) => {
+            Identity::import_secret(&rest[1..]).map_err(|e| ClientError::Proto(e.to_string()))
+        }
+        Some(1) => {
+            let pass = pass.ok_or(ClientError::NoPassphrase)?;
+            if sealed.len() < HEADER_LEN + 16 {
+                return Err(damaged());
+            }
+            let u32_at = |i: usize| {
+                u32::from_be_bytes([sealed[i], sealed[i + 1], sealed[i + 2], sealed[i + 3]])
+            };
+            let (m, t, p) = (u32_at(6), u32_at(10), u32_at(14));
+            // Refuse absurd costs from a tampered file rather than allocate gigabytes.
+            if m > 4 * 1024 * 1024 || t > 64 || p > 64 {
+                return Err(damaged());
+            }
+            let salt = &sealed[18..34];
+            let mut nonce = [0u8; 12];
+            nonce.copy_from_slice(&sealed[34..46]);
+            let k = derive(pass, salt, m, t, p)?;
+            let key =
+                LessSafeKey::new(UnboundKey::new(&AES_256_GCM, k.as_ref()).map_err(|_| damaged())?);
+            let mut body = Zeroizing::new(sealed[HEADER_LEN..].to_vec());
+            let plain = key
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(&sealed[..HEADER_LEN]),
+                    body.as_mut_slice(),
+                )
+                .map_err(|_| ClientError::WrongPassphrase)?;
+            Identity::import_secret(plain).map_err(|e| ClientError::Proto(e.to_string()))
+        }
+        _ => Err(damaged()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deaddrop_proto::Suite;
+
+    #[test]
+    fn sealed_key_opens_only_with_its_passphrase() {
+        let id = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
+        let good = Passphrase::new("correct horse".into());
+        let sealed = seal(&id, Some(&good)).unwrap();
+        assert!(is_encrypted(&sealed));
+        assert_eq!(open(&sealed, Some(&good)).unwrap().address(), id.address());
+        assert!(matches!(
+            open(&sealed, Some(&Passphrase::new("wrong".into()))),
+            Err(ClientError::WrongPassphrase)
+        ));
+        assert!(matches!(
+            open(&sealed, None),
+            Err(ClientError::NoPassphrase)
+        ));
+        let mut bad = sealed.clone();
+        bad[50] ^= 1;
+        assert!(open(&bad, Some(&good)).is_err());
+        let plain = seal(&id, None).unwrap();
+        assert!(!is_encrypted(&plain));
+        assert_eq!(open(&plain, None).unwrap().address(), id.address());
+        assert!(open(b"garbage", None).is_err());
+    }
+}

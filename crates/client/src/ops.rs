@@ -1,0 +1,395 @@
+//! The client's operations over a [`Db`] and a [`LedgerClient`]: send (seal, record, solve the
+//! proof of work, append with retries), sync (read every entry after the last seen id, trial-
+//! decrypt on all cores, store what is ours with the new position in one transaction), and
+//! watch (follow the push stream).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use deaddrop_proto::message::MessageId;
+use deaddrop_proto::rng::SystemRng;
+use deaddrop_proto::wire::CLOSE_LAGGED;
+use deaddrop_proto::{pow, seal_message_with_rng, Entry, Identity, PairKeys, Suite};
+use futures_util::StreamExt;
+use rand_core::RngCore;
+use rayon::prelude::*;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::db::{Db, FoundEntry, NewMessage};
+use crate::error::ClientError;
+use crate::net::{decode_frames, LedgerClient, Page};
+use crate::scan::scan_parallel;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How long a send keeps retrying a ledger that is down or busy.
+pub const SEND_PATIENCE: Duration = Duration::from_secs(60);
+/// The largest message `send` accepts (about 64 MiB): past that, use another tool.
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// What a send did.
+#[derive(Debug, Clone)]
+pub struct SendReport {
+    /// The message id, hex.
+    pub message_id: String,
+    /// Parts (entries) the message took.
+    pub parts: usize,
+    /// Ledger ids of every part appended by this call (including parts of earlier,
+    /// interrupted sends that this call finished).
+    pub ids: Vec<u64>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// Entries tried.
+    pub scanned: u64,
+    /// Complete messages from contacts.
+    pub messages: u64,
+    /// Complete messages from strangers.
+    pub requests: u64,
+    /// Entries for us that were rejected.
+    pub rejected: u64,
+    /// Duplicates and replays ignored.
+    pub duplicates: u64,
+    /// Ids that expired before we read them, first and last (all gaps of this sync together).
+    pub gap: Option<(u64, u64)>,
+    /// The last id seen now.
+    pub last_id: u64,
+    /// The messages that arrived.
+    pub new: Vec<NewMessage>,
+}
+
+/// Checks that the ledger carries `suite` and returns its info.
+pub async fn check_ledger(
+    ledger: &LedgerClient,
+    suite: Suite,
+) -> Result<deaddrop_proto::wire::Info, ClientError> {
+    let info = ledger.info().await?;
+    if info.suite != suite.name() {
+        return Err(ClientError::SuiteMismatch {
+            url: ledger.url().to_string(),
+            ledger: info.suite,
+            mine: suite.name().into(),
+        });
+    }
+    if info.entry_bytes != suite.layout().entry_len {
+        return Err(ClientError::Protocol {
+            url: ledger.url().to_string(),
+            detail: format!(
+                "it says {} entries are {} bytes, this client knows them as {}",
+                suite,
+                info.entry_bytes,
+                suite.layout().entry_len
+            ),
+        });
+    }
+    Ok(info)
+}
+
+/// Seals `text` to contact `name`, records it, and appends every part.
+pub async fn send(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    name: &str,
+    text: &str,
+) -> Result<SendReport, ClientError> {
+    if text.len() > MAX_MESSAGE {
+        return Err(ClientError::Input(format!(
+            "the message is {} bytes; deaddrop sends at most {MAX_MESSAGE}",
+            text.len()
+        )));
+    }
+    let contact = db.contact(name)?;
+    let me = db.identity()?;
+    let suite = me.address.suite();
+    let info = check_ledger(ledger, suite).await?;
+    let now = now_ms();
+    let my_checks = db.accepted_checks(now)?;
+    // Introduce ourselves until the contact has written to us: until then they may not know us.
+    let intro = if contact.their_key.is_none() {
+        my_checks.first()
+    } else {
+        None
+    };
+    let keys = PairKeys {
+        check: contact.their_key.as_ref(),
+        reply: &contact.issued_key,
+    };
+    let mut rng = SystemRng;
+    let message_id = MessageId::generate(&mut rng);
+    let entries = seal_message_with_rng(
+        &me.address,
+        &contact.card,
+        keys,
+        text.as_bytes(),
+        intro,
+        now,
+        message_id,
+        &mut rng,
+    )
+    .map_err(|e| ClientError::Proto(e.to_string()))?;
+    let bytes: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
+    db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
+    let ids = flush_outbox(db, ledger, suite, info.pow_bits).await?;
+    Ok(SendReport {
+        message_id: message_id.to_hex(),
+        parts: entries.len(),
+        ids,
+    })
+}
+
+fn stamp_all(entries: &mut [Entry], bits: u8) -> Result<(), ClientError> {
+    if bits > pow::MAX_BITS {
+        return Err(ClientError::Proto(format!(
+            "the ledger asks for a {bits}-bit proof of work; this client solves at most {}",
+            pow::MAX_BITS
+        )));
+    }
+    entries.par_iter_mut().for_each(|e| {
+        pow::solve(e, bits, SystemRng.next_u64());
+    });
+    Ok(())
+}
+
+/// Appends every pending outbox part, retrying a ledger that is down or busy for
+/// [`SEND_PATIENCE`]. The same bytes are re-sent, so a retry can at worst store a duplicate
+/// entry, which the receiver recognises by its message id; it never makes a second message.
+pub async fn flush_outbox(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    suite: Suite,
+    mut bits: u8,
+) -> Result<Vec<u64>, ClientError> {
+    let pending = db.pending_outbox()?;
+    let mut entries = pending
+        .iter()
+        .map(|p| {
+            Entry::parse(suite, &p.entry)
+                .map_err(|e| ClientError::Proto(format!("a queued part is damaged: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    stamp_all(&mut entries, bits)?;
+    let mut ids = Vec::with_capacity(entries.len());
+    for (item, entry) in pending.iter().zip(entries.iter_mut()) {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match ledger.append(entry.as_bytes().to_vec()).await {
+                Ok(a) => {
+                    db.outbox_sent(item.id, a.id)?;
+                    ids.push(a.id);
+                    break;
+                }
+                Err(ClientError::Ledger { reason, .. })
+                    if reason == "pow-insufficient" && started.elapsed() < SEND_PATIENCE =>
+                {
+                    bits = check_ledger(ledger, suite).await?.pow_bits;
+                    stamp_all(std::slice::from_mut(entry), bits)?;
+                }
+                Err(e @ (ClientError::Unreachable { .. } | ClientError::Ledger { .. })) => {
+                    let retry = match &e {
+                        ClientError::Unreachable { .. } => true,
+                        ClientError::Ledger { status, .. } => *status >= 500 || *status == 429,
+                        _ => false,
+                    };
+                    if !retry || started.elapsed() + backoff > SEND_PATIENCE {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Reads and opens every entry after the last seen id, page by page; each page's messages and
+/// the new position commit together. The next page downloads while this one is scanned.
+pub async fn sync(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    me: &Identity,
+    mut progress: impl FnMut(&SyncReport),
+) -> Result<SyncReport, ClientError> {
+    let suite = me.suite();
+    let info = check_ledger(ledger, suite).await?;
+    let entry_len = suite.layout().entry_len;
+    let limit = info.max_page.clamp(1, 1024);
+    let url = ledger.url().to_string();
+    let mut report = SyncReport {
+        last_id: db.last_id(&url)?,
+        ..Default::default()
+    };
+    let book = db.book()?;
+    let accepted = db.accepted_checks(now_ms())?;
+    let fetch = |after: u64| {
+        let l = ledger.clone();
+        tokio::spawn(async move { l.read(after, limit).await })
+    };
+    let mut next = Some(fetch(report.last_id));
+    while let Some(pending) = next.take() {
+        let page: Page = pending
+            .await
+            .map_err(|e| ClientError::Proto(format!("read task failed: {e}")))??;
+        let frames = decode_frames(&page.body, entry_len)?;
+        let full = frames.len() >= limit;
+        if full {
+            next = Some(fetch(page.next_after));
+        }
+        if let Some((a, b)) = page.gap {
+            report.gap = Some(match report.gap {
+                Some((a0, b0)) => (a0.min(a), b0.max(b)),
+                None => (a, b),
+            });
+        }
+        let mut entries = Vec::with_capacity(frames.len());
+        let mut meta = Vec::with_capacity(frames.len());
+        for (id, time, bytes) in &frames {
+            // A frame of the wrong size cannot be an entry of ours; skip it rather than stop.
+            if let Ok(e) = Entry::parse(suite, bytes) {
+                entries.push(e);
+                meta.push((*id, *time));
+            }
+        }
+        let found = scan_parallel(me, &accepted, &book, &entries);
+        let found: Vec<FoundEntry> = found
+            .into_iter()
+            .map(|(i, opened)| FoundEntry {
+                id: meta[i].0,
+                time_ms: meta[i].1,
+                opened,
+            })
+            .collect();
+        let stats = db.apply_batch(&url, page.next_after, found)?;
+        report.scanned += frames.len() as u64;
+        report.messages += stats.messages;
+        report.requests += stats.requests;
+        report.rejected += stats.rejected;
+        report.duplicates += stats.duplicates;
+        report.new.extend(stats.new);
+        report.last_id = report.last_id.max(page.next_after);
+        progress(&report);
+    }
+    Ok(report)
+}
+
+/// An event while watching.
+#[derive(Debug)]
+pub enum WatchEvent {
+    /// Caught up and listening.
+    Listening {
+        /// The last id seen.
+        last_id: u64,
+    },
+    /// A message arrived.
+    Message(NewMessage),
+    /// Entries expired before we read them.
+    Gap(u64, u64),
+    /// The connection dropped; reconnecting after the delay.
+    Reconnecting(Duration, String),
+}
+
+/// Follows the ledger's push stream until `stop` resolves: catches up with a sync, then opens
+/// each pushed entry as it arrives. Reconnects with backoff; after falling behind it syncs
+/// again.
+pub async fn watch(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    me: Arc<Identity>,
+    mut on_event: impl FnMut(WatchEvent),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), ClientError> {
+    tokio::pin!(stop);
+    let suite = me.suite();
+    let entry_len = suite.layout().entry_len;
+    let url = ledger.url().to_string();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let session = async {
+            let r = sync(db, ledger, &me, |_| {}).await?;
+            if let Some((a, b)) = r.gap {
+                on_event(WatchEvent::Gap(a, b));
+            }
+            for m in r.new {
+                on_event(WatchEvent::Message(m));
+            }
+            let mut cursor = r.last_id;
+            let mut ws = ledger.stream(cursor).await?;
+            on_event(WatchEvent::Listening { last_id: cursor });
+            let book = db.book()?;
+            let accepted = db.accepted_checks(now_ms())?;
+            while let Some(msg) = ws.next().await {
+                let msg = msg.map_err(|e| ClientError::Unreachable {
+                    url: url.clone(),
+                    detail: e.to_string(),
+                })?;
+                match msg {
+                    Message::Binary(data) => {
+                        let frames = decode_frames(&data, entry_len)?;
+                        let mut found = Vec::new();
+                        let mut last = cursor;
+                        for (id, time, bytes) in frames {
+                            last = last.max(id);
+                            if let Ok(e) = Entry::parse(suite, bytes) {
+                                let opened = deaddrop_proto::open(&me, &accepted, &book, &e);
+                                if opened.is_for_me() {
+                                    found.push(FoundEntry {
+                                        id,
+                                        time_ms: time,
+                                        opened,
+                                    });
+                                }
+                            }
+                        }
+                        let stats = db.apply_batch(&url, last, found)?;
+                        cursor = last;
+                        for m in stats.new {
+                            on_event(WatchEvent::Message(m));
+                        }
+                    }
+                    Message::Close(frame) => {
+                        let lagged = frame
+                            .as_ref()
+                            .is_some_and(|f| u16::from(f.code) == CLOSE_LAGGED);
+                        return Ok::<_, ClientError>(if lagged {
+                            "fell behind; catching up".to_string()
+                        } else {
+                            "the ledger closed the stream".to_string()
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Ok("the stream ended".to_string())
+        };
+        let outcome = tokio::select! {
+            r = session => r,
+            _ = &mut stop => return Ok(()),
+        };
+        let why = match outcome {
+            Ok(why) => {
+                backoff = Duration::from_millis(250);
+                why
+            }
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Ledger { .. })) => {
+                e.to_string()
+            }
+            Err(e) => return Err(e),
+        };
+        on_event(WatchEvent::Reconnecting(backoff, why));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = &mut stop => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}

@@ -125,9 +125,25 @@ pub(crate) fn validate_public(public: &[u8]) -> Result<(), AddressError> {
             got: public.len(),
         });
     }
+    if !mlkem_ek_is_canonical(&public[..MLKEM_EK_LEN]) {
+        return Err(AddressError::InvalidKey("xwing"));
+    }
     EncapsulationKey::new(&ML_KEM_768, &public[..MLKEM_EK_LEN])
         .map_err(|_| AddressError::InvalidKey("xwing"))?;
     Ok(())
+}
+
+/// FIPS 203 §7.2 modulus check: every 12-bit coefficient of the encoded vector `t` (the first
+/// 1152 bytes of an encapsulation key) must be below q = 3329. aws-lc-rs does not check this
+/// when it reads a key, so we do, as the spec and other X-Wing implementations require.
+fn mlkem_ek_is_canonical(ek: &[u8]) -> bool {
+    const Q: u16 = 3329;
+    ek.len() == MLKEM_EK_LEN
+        && ek[..MLKEM_EK_LEN - 32].chunks_exact(3).all(|c| {
+            let a = u16::from(c[0]) | (u16::from(c[1] & 0x0f) << 8);
+            let b = u16::from(c[1] >> 4) | (u16::from(c[2]) << 4);
+            a < Q && b < Q
+        })
 }
 
 /// X-Wing encapsulation to `public`. The X25519 ephemeral comes from `rng`; the ML-KEM

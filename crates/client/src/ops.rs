@@ -93,6 +93,29 @@ pub async fn check_ledger(
     Ok(info)
 }
 
+fn retryable(e: &ClientError) -> bool {
+    match e {
+        ClientError::Unreachable { .. } => true,
+        ClientError::Ledger { status, .. } => *status >= 500 || *status == 429,
+        _ => false,
+    }
+}
+
+/// [`check_ledger`], retrying a ledger that is down or busy for [`SEND_PATIENCE`].
+pub async fn check_ledger_patiently(ledger: &LedgerClient, suite: Suite) -> Result<deaddrop_proto::wire::Info, ClientError> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match check_ledger(ledger, suite).await {
+            Err(e) if retryable(&e) && started.elapsed() + backoff <= SEND_PATIENCE => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Seals `text` to contact `name`, records it, and appends every part.
 pub async fn send(
     db: &mut Db,
@@ -109,7 +132,7 @@ pub async fn send(
     let contact = db.contact(name)?;
     let me = db.identity()?;
     let suite = me.address.suite();
-    let info = check_ledger(ledger, suite).await?;
+    let info = check_ledger_patiently(ledger, suite).await?;
     let now = now_ms();
     let my_checks = db.accepted_checks(now)?;
     // Introduce ourselves until the contact has written to us: until then they may not know us.
@@ -190,16 +213,11 @@ pub async fn flush_outbox(
                 Err(ClientError::Ledger { reason, .. })
                     if reason == "pow-insufficient" && started.elapsed() < SEND_PATIENCE =>
                 {
-                    bits = check_ledger(ledger, suite).await?.pow_bits;
+                    bits = check_ledger_patiently(ledger, suite).await?.pow_bits;
                     stamp_all(std::slice::from_mut(entry), bits)?;
                 }
-                Err(e @ (ClientError::Unreachable { .. } | ClientError::Ledger { .. })) => {
-                    let retry = match &e {
-                        ClientError::Unreachable { .. } => true,
-                        ClientError::Ledger { status, .. } => *status >= 500 || *status == 429,
-                        _ => false,
-                    };
-                    if !retry || started.elapsed() + backoff > SEND_PATIENCE {
+                Err(e) if retryable(&e) => {
+                    if started.elapsed() + backoff > SEND_PATIENCE {
                         return Err(e);
                     }
                     tokio::time::sleep(backoff).await;

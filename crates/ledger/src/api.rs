@@ -306,6 +306,29 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
             got = live.recv() => match got {
                 Ok(r) if r.id <= cursor => {}
                 Ok(r) => {
+                    // Concurrent appends reach the feed in the order their tasks resume, not
+                    // in id order. Everything below `r.id` is readable once `r` is in the
+                    // feed, so a hole is filled from the store; the late records are then
+                    // skipped above, and the stream stays complete and in order.
+                    while cursor + 1 < r.id {
+                        let missing = usize::try_from(r.id - cursor - 1)
+                            .unwrap_or(usize::MAX)
+                            .min(ledger.config().max_page);
+                        let Ok(records) = ledger.store().read(cursor, missing).await else {
+                            return;
+                        };
+                        let before = cursor;
+                        for m in records.iter().filter(|m| m.id < r.id) {
+                            if !deliver(&mut tx, frame_message(m)).await {
+                                return;
+                            }
+                            ledger.metrics.pushed.inc();
+                            cursor = m.id;
+                        }
+                        if cursor == before {
+                            break; // expired meanwhile: nothing more to fill
+                        }
+                    }
                     if !deliver(&mut tx, frame_message(&r)).await {
                         return;
                     }

@@ -30,6 +30,11 @@ pub async fn run(
     let maintenance = tokio::spawn(ledger.clone().maintain());
     let app = api::router(ledger.clone());
     let l = ledger.clone();
+    // Without TCP_NODELAY a push frame that follows another within the peer's delayed-ACK
+    // time (up to 40 ms) waits for that ACK (Nagle): the push latency goal needs it off.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use deaddrop_ledger::store::log::{LogStore, SEGMENT_RECORDS};
 use deaddrop_ledger::store::memory::MemoryStore;
-use deaddrop_ledger::store::Store;
+use deaddrop_ledger::store::{Record, Store};
 
 const LEN: usize = 64;
 
@@ -115,6 +115,27 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn mirrored_records_keep_their_ids_and_may_skip_ids() {
+                let dir = tempfile::tempdir().unwrap();
+                let s = make(dir.path());
+                let rec = |id: u64, t: u64| Record { id, time_ms: t, entry: entry(id) };
+                s.insert(rec(5, 100)).await.unwrap();
+                s.insert(rec(6, 101)).await.unwrap();
+                s.insert(rec(40, 150)).await.unwrap();
+                assert!(s.insert(rec(40, 160)).await.is_err(), "ids must increase");
+                assert!(s.insert(rec(7, 160)).await.is_err(), "ids must increase");
+                let all = s.read(0, 10).await.unwrap();
+                assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), vec![5, 6, 40]);
+                assert_eq!(s.read(6, 10).await.unwrap()[0].id, 40);
+                assert_eq!(s.read(10, 1).await.unwrap()[0].id, 40);
+                let b = s.bounds();
+                assert_eq!((b.oldest, b.newest), (Some(5), Some(40)));
+                assert_eq!(s.expire(120).await.unwrap(), 2);
+                assert_eq!(s.bounds().oldest, Some(40));
+                assert_eq!(s.read(0, 10).await.unwrap().len(), 1);
+            }
+
+            #[tokio::test]
             async fn closed_store_refuses_appends() {
                 let dir = tempfile::tempdir().unwrap();
                 let s = make(dir.path());
@@ -208,20 +229,29 @@ async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() 
 }
 
 #[tokio::test]
-async fn log_refuses_a_gap_between_segments() {
+async fn log_refuses_overlapping_segments() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("seg-00000000000000000001.log"),
-        vec![0u8; 0],
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("seg-00000000000000009999.log"),
-        vec![0u8; 0],
-    )
-    .unwrap();
-    let err = LogStore::open(dir.path(), LEN)
-        .err()
-        .expect("a gap must be refused");
+    let record = 16 + LEN as u64 + 4;
+    // Segment 1 claims ids 1 and 2; segment 2 would hold id 2 again.
+    std::fs::write(dir.path().join("seg-00000000000000000001.log"), vec![0u8; 2 * record as usize]).unwrap();
+    std::fs::write(dir.path().join("seg-00000000000000000002.log"), vec![0u8; 0]).unwrap();
+    let err = LogStore::open(dir.path(), LEN).err().expect("an overlap must be refused");
     assert!(err.to_string().contains("damaged"), "{err}");
+}
+
+#[tokio::test]
+async fn log_keeps_skipped_ids_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = LogStore::open(dir.path(), LEN).unwrap();
+        for (id, t) in [(3u64, 10u64), (4, 11), (9000, 12), (9001, 13)] {
+            s.insert(Record { id, time_ms: t, entry: entry(id) }).await.unwrap();
+        }
+        s.close().await.unwrap();
+    }
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    let ids: Vec<u64> = s.read(0, 100).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![3, 4, 9000, 9001]);
+    s.insert(Record { id: 9002, time_ms: 14, entry: entry(9002) }).await.unwrap();
+    assert_eq!(s.bounds().newest, Some(9002));
 }

@@ -4,7 +4,10 @@
 //! Entries of a suite all have one length, so a record's place in its segment follows from its
 //! id and no index is needed: `offset = (id - first_id) * record_len`. A record is
 //! `id (8) || time_ms (8) || entry || crc32 (4)`, big-endian, the CRC over everything before it.
-//! Segment `seg-<first id, 20 digits>.log` holds [`SEGMENT_RECORDS`] records.
+//! Segment `seg-<first id, 20 digits>.log` holds up to [`SEGMENT_RECORDS`] records with
+//! consecutive ids. A mirror may have to skip ids (its upstream expired them before the mirror
+//! saw them): the skip ends the segment and the next one starts at the new id, so ids stay
+//! consecutive inside every segment.
 //!
 //! Appends go to one writer thread. It takes every append waiting in its queue, writes them
 //! with one `write`, calls `fdatasync` once, and only then acknowledges them and lets readers
@@ -52,11 +55,19 @@ struct Shared {
     state: RwLock<State>,
 }
 
+/// What readers see: only synced records.
 #[derive(Default)]
 struct State {
-    segments: BTreeMap<u64, Arc<Segment>>,
+    /// Segments by first id, with the number of synced records each holds.
+    segments: BTreeMap<u64, Seg>,
     oldest: Option<u64>,
     newest: Option<u64>,
+}
+
+#[derive(Clone)]
+struct Seg {
+    file: Arc<Segment>,
+    count: u64,
 }
 
 struct Segment {
@@ -68,13 +79,16 @@ struct Segment {
 struct Request {
     entry: Bytes,
     now_ms: u64,
+    /// For mirrors: the id and time the upstream assigned.
+    at: Option<(u64, u64)>,
     reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
 /// The writer thread's own state.
 struct Writer {
     shared: Arc<Shared>,
-    active: Option<(u64, File)>,
+    /// The segment being appended to: first id, file, records in it.
+    active: Option<(u64, File, u64)>,
     next_id: u64,
     last_time: u64,
 }
@@ -107,6 +121,21 @@ impl LogStore {
             writer: Mutex::new(Some(handle)),
         })
     }
+
+    async fn submit(&self, entry: Bytes, now_ms: u64, at: Option<(u64, u64)>) -> Result<Appended, StoreError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Request { entry, now_ms, at, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+    }
 }
 
 fn segment_name(first_id: u64) -> String {
@@ -114,10 +143,7 @@ fn segment_name(first_id: u64) -> String {
 }
 
 fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?
-        .strip_suffix(".log")?
-        .parse()
-        .ok()
+    name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
@@ -131,9 +157,7 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
 fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
     let dir = &shared.dir;
     let mut firsts = Vec::new();
-    for item in
-        fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?
-    {
+    for item in fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))? {
         let item = item.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
         if let Some(first) = item.file_name().to_str().and_then(parse_segment_name) {
             firsts.push(first);
@@ -148,18 +172,11 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
         next_id: 1,
         last_time: 0,
     };
+    let mut end = 0u64; // one past the last id of the previous segment
     for (i, &first) in firsts.iter().enumerate() {
         let path = dir.join(segment_name(first));
-        if first == 0 {
-            return Err(corrupt(&path, "segment ids start at 1"));
-        }
-        if let Some(&prev) = i.checked_sub(1).and_then(|p| firsts.get(p)) {
-            if prev + SEGMENT_RECORDS != first {
-                return Err(corrupt(
-                    &path,
-                    format!("segment does not follow segment {prev}"),
-                ));
-            }
+        if first == 0 || first < end {
+            return Err(corrupt(&path, format!("segment overlaps the one before it (which ends before id {end})")));
         }
         let file = OpenOptions::new()
             .read(true)
@@ -173,53 +190,49 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
         let last = i + 1 == firsts.len();
         let count = if last {
             repair_tail(shared, &file, &path, first, len)?
+        } else if len == 0 {
+            // Created just before a crash and never written: nothing to keep.
+            let _ = fs::remove_file(&path);
+            continue;
         } else {
-            if len != SEGMENT_RECORDS * rl {
-                return Err(corrupt(
-                    &path,
-                    format!("an old segment must hold {SEGMENT_RECORDS} records"),
-                ));
+            if len % rl != 0 || len / rl > SEGMENT_RECORDS {
+                return Err(corrupt(&path, "an old segment has a partial record"));
             }
-            SEGMENT_RECORDS
+            len / rl
         };
         if state.oldest.is_none() && count > 0 {
             state.oldest = Some(first);
         }
+        end = first + count;
         if last {
             writer.next_id = first + count;
             if count > 0 {
-                let rec = read_record(shared, &file, &path, first, count - 1)?;
-                writer.last_time = rec.time_ms;
+                writer.last_time = read_record(shared, &file, &path, first, count - 1)?.time_ms;
+            } else if let Some(&prev) = i.checked_sub(1).and_then(|p| firsts.get(p)) {
+                // An empty newest segment (created just before a crash): ids continue from it,
+                // times from the segment before.
+                if let Some(seg) = state.segments.get(&prev) {
+                    if seg.count > 0 {
+                        writer.last_time = read_record(shared, &seg.file.file, &seg.file.path, prev, seg.count - 1)?.time_ms;
+                    }
+                }
             }
             let append = OpenOptions::new()
                 .append(true)
                 .open(&path)
                 .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
             if count < SEGMENT_RECORDS {
-                writer.active = Some((first, append));
+                writer.active = Some((first, append, count));
             }
         }
-        state.segments.insert(
-            first,
-            Arc::new(Segment {
-                first_id: first,
-                path,
-                file,
-            }),
-        );
+        state.segments.insert(first, Seg { file: Arc::new(Segment { first_id: first, path, file }), count });
     }
     state.newest = writer.next_id.checked_sub(1).filter(|&n| n > 0);
     Ok((state, writer))
 }
 
 /// Cuts the newest segment after its last good record; returns how many records it keeps.
-fn repair_tail(
-    shared: &Shared,
-    file: &File,
-    path: &Path,
-    first: u64,
-    len: u64,
-) -> Result<u64, StoreError> {
+fn repair_tail(shared: &Shared, file: &File, path: &Path, first: u64, len: u64) -> Result<u64, StoreError> {
     let rl = shared.record_len as u64;
     let whole = (len / rl).min(SEGMENT_RECORDS);
     let mut good = 0;
@@ -233,26 +246,17 @@ fn repair_tail(
     if good * rl != len {
         file.set_len(good * rl)
             .and_then(|_| file.sync_all())
-            .map_err(|e| {
-                StoreError::io(format!("cutting the torn tail of {}", path.display()), e)
-            })?;
+            .map_err(|e| StoreError::io(format!("cutting the torn tail of {}", path.display()), e))?;
     }
     Ok(good)
 }
 
 /// Reads and checks record `index` of a segment.
-fn read_record(
-    shared: &Shared,
-    file: &File,
-    path: &Path,
-    first: u64,
-    index: u64,
-) -> Result<Record, StoreError> {
+fn read_record(shared: &Shared, file: &File, path: &Path, first: u64, index: u64) -> Result<Record, StoreError> {
     let mut buf = vec![0u8; shared.record_len];
     file.read_exact_at(&mut buf, index * shared.record_len as u64)
         .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-    decode(shared, &buf, first + index)
-        .ok_or_else(|| corrupt(path, format!("record {} is damaged", first + index)))
+    decode(shared, &buf, first + index).ok_or_else(|| corrupt(path, format!("record {} is damaged", first + index)))
 }
 
 fn decode(shared: &Shared, buf: &[u8], expect_id: u64) -> Option<Record> {
@@ -289,148 +293,165 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            // Requests whose caller gave up still get written: the caller may have been
-            // cancelled after the client already sent the entry, and dropping it silently
-            // would be worse than storing an unacknowledged entry.
-            match self.write_batch(&batch) {
-                Ok(assigned) => {
-                    for (req, a) in batch.into_iter().zip(assigned) {
-                        let _ = req.reply.send(Ok(a));
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    for req in batch {
-                        let _ = req.reply.send(Err(StoreError::Unavailable(msg.clone())));
-                    }
-                }
+            // Requests whose caller gave up are still written: the client may already have
+            // sent the entry, and storing it unacknowledged is better than dropping it.
+            let results = self.write_batch(&batch);
+            for (req, r) in batch.into_iter().zip(results) {
+                let _ = req.reply.send(r);
             }
         }
     }
 
-    fn write_batch(&mut self, batch: &[Request]) -> Result<Vec<Appended>, StoreError> {
+    /// Writes a batch with one sync per touched segment. Returns one result per request:
+    /// requests refused on their own (a mirror record with an id not above the newest) fail
+    /// alone; an I/O failure fails the whole batch and leaves the log as it was.
+    fn write_batch(&mut self, batch: &[Request]) -> Vec<Result<Appended, StoreError>> {
         let shared = self.shared.clone();
-        let rl = shared.record_len;
-        let mut assigned = Vec::with_capacity(batch.len());
-        let mut pending = batch.iter().peekable();
-        let start_id = self.next_id;
-        let start_time = self.last_time;
-        let result = (|| {
-            while pending.peek().is_some() {
-                let (first, room) = self.ensure_active()?;
-                let mut buf = Vec::with_capacity(rl * room.min(batch.len()));
-                let mut n = 0;
-                while n < room {
-                    let Some(req) = pending.next() else { break };
-                    if req.entry.len() != shared.entry_len {
-                        return Err(StoreError::Unavailable(format!(
-                            "entry of {} bytes where {} are expected",
-                            req.entry.len(),
-                            shared.entry_len
-                        )));
+        let start = (self.next_id, self.last_time);
+        let mut results: Vec<Option<Result<Appended, StoreError>>> = (0..batch.len()).map(|_| None).collect();
+        let outcome = (|| {
+            let mut buf = Vec::new();
+            for (i, req) in batch.iter().enumerate() {
+                if req.entry.len() != shared.entry_len {
+                    results[i] = Some(Err(StoreError::Unavailable(format!(
+                        "entry of {} bytes where {} are expected",
+                        req.entry.len(),
+                        shared.entry_len
+                    ))));
+                    continue;
+                }
+                let (id, time_ms) = match req.at {
+                    None => (self.next_id, req.now_ms.max(self.last_time)),
+                    Some((id, _)) if id < self.next_id => {
+                        results[i] = Some(Err(StoreError::Unavailable(format!("id {id} is not above the newest id {}", self.next_id - 1))));
+                        continue;
                     }
-                    let id = self.next_id;
-                    let time_ms = req.now_ms.max(self.last_time);
-                    encode(&mut buf, id, time_ms, &req.entry);
-                    assigned.push(Appended { id, time_ms });
-                    self.next_id += 1;
-                    self.last_time = time_ms;
-                    n += 1;
-                }
-                let Some((_, file)) = self.active.as_mut() else {
-                    return Err(StoreError::Unavailable("no active segment".into()));
+                    Some((id, t)) => (id, t.max(self.last_time)),
                 };
-                file.write_all(&buf)
-                    .map_err(|e| StoreError::io("appending to the ledger log", e))?;
-                if self.next_id - first >= SEGMENT_RECORDS {
-                    file.sync_data()
-                        .map_err(|e| StoreError::io("syncing the ledger log", e))?;
-                    self.active = None;
+                // A skipped id, or a full segment, closes the active segment.
+                let fits = matches!(&self.active, Some((first, _, count)) if first + count == id && *count < SEGMENT_RECORDS);
+                if !fits {
+                    self.flush(&mut buf, true)?;
+                    self.drop_empty_active();
+                    self.open_segment(id)?;
                 }
+                encode(&mut buf, id, time_ms, &req.entry);
+                if let Some((_, _, count)) = self.active.as_mut() {
+                    *count += 1;
+                }
+                self.next_id = id + 1;
+                self.last_time = time_ms;
+                results[i] = Some(Ok(Appended { id, time_ms }));
             }
-            if let Some((_, file)) = self.active.as_mut() {
-                file.sync_data()
-                    .map_err(|e| StoreError::io("syncing the ledger log", e))?;
-            }
-            Ok(())
+            self.flush(&mut buf, true)
         })();
-        if let Err(e) = result {
-            // Undo: cut every touched segment back so ids stay dense and nothing
-            // unacknowledged is served; the ids are handed out again.
-            self.next_id = start_id;
-            self.last_time = start_time;
+        if let Err(e) = outcome {
+            self.next_id = start.0;
+            self.last_time = start.1;
             self.active = None;
-            self.rollback(start_id);
-            return Err(e);
+            self.rollback();
+            let msg = e.to_string();
+            return (0..batch.len()).map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
         }
         let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
-        st.newest = Some(self.next_id - 1);
+        if self.next_id > start.0 {
+            st.newest = Some(self.next_id - 1);
+        }
+        let first_written = results.iter().flatten().flatten().map(|a| a.id).next();
         if st.oldest.is_none() {
-            st.oldest = Some(start_id);
+            st.oldest = first_written;
         }
-        Ok(assigned)
+        if let Some((first, _, count)) = &self.active {
+            if let Some(seg) = st.segments.get_mut(first) {
+                seg.count = *count;
+            }
+        }
+        drop(st);
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Unavailable("not written".into()))))
+            .collect()
     }
 
-    /// After a failed write, cuts the log back to hold exactly the ids below `next_id`.
-    fn rollback(&mut self, next_id: u64) {
-        let shared = self.shared.clone();
-        let st = shared.state.read().unwrap_or_else(|e| e.into_inner());
-        for seg in st.segments.values() {
-            let keep = next_id.saturating_sub(seg.first_id).min(SEGMENT_RECORDS);
-            let _ = seg.file.set_len(keep * shared.record_len as u64);
+    /// Writes `buf` to the active segment and syncs it; with `publish`, records the segment's
+    /// count for readers when it is closed.
+    fn flush(&mut self, buf: &mut Vec<u8>, _publish: bool) -> Result<(), StoreError> {
+        if buf.is_empty() {
+            return Ok(());
         }
-    }
-
-    /// The segment to append to and how many records still fit: the segment that holds
-    /// `next_id` if there is one (after a rollback), else a new one starting at `next_id`.
-    fn ensure_active(&mut self) -> Result<(u64, usize), StoreError> {
-        if let Some((first, _)) = &self.active {
-            let used = self.next_id - first;
-            return Ok((*first, (SEGMENT_RECORDS - used) as usize));
-        }
-        let shared = self.shared.clone();
-        let next = self.next_id;
-        let existing = shared
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .segments
-            .range(..=next)
-            .next_back()
-            .filter(|(&f, _)| f + SEGMENT_RECORDS > next)
-            .map(|(&f, s)| (f, s.path.clone()));
-        let (first, path, new) = match existing {
-            Some((f, p)) => (f, p, false),
-            None => (next, shared.dir.join(segment_name(next)), true),
+        let Some((first, file, count)) = self.active.as_mut() else {
+            return Err(StoreError::Unavailable("no active segment".into()));
         };
+        file.write_all(buf)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| StoreError::io("appending to the ledger log", e))?;
+        buf.clear();
+        let (first, count) = (*first, *count);
+        let mut st = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+        // Readers may not see these records yet (newest moves at the end of the batch), but
+        // the count must be right before the segment is closed and forgotten here.
+        if let Some(seg) = st.segments.get_mut(&first) {
+            seg.count = count;
+        }
+        Ok(())
+    }
+
+    /// After a failed write, cuts every segment back to what readers may see.
+    fn rollback(&mut self) {
+        let shared = self.shared.clone();
+        let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
+        let newest = st.newest.unwrap_or(0);
+        let mut drop_firsts = Vec::new();
+        for (first, seg) in st.segments.iter_mut() {
+            let keep = (newest + 1).saturating_sub(*first).min(seg.count).min(SEGMENT_RECORDS);
+            seg.count = keep;
+            let _ = seg.file.file.set_len(keep * shared.record_len as u64);
+            if keep == 0 && *first > newest {
+                drop_firsts.push(*first);
+            }
+        }
+        for f in drop_firsts {
+            if let Some(seg) = st.segments.remove(&f) {
+                let _ = fs::remove_file(&seg.file.path);
+            }
+        }
+    }
+
+    /// Removes the active segment if it holds nothing, so no empty segment is left behind a
+    /// newer one (recovery treats that as damage).
+    fn drop_empty_active(&mut self) {
+        if let Some((first, _, 0)) = &self.active {
+            let first = *first;
+            self.active = None;
+            let mut st = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(seg) = st.segments.remove(&first) {
+                let _ = fs::remove_file(&seg.file.path);
+            }
+        }
+    }
+
+    /// Starts a new segment whose first id is `first`.
+    fn open_segment(&mut self, first: u64) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        let path = shared.dir.join(segment_name(first));
         let append = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-        if new {
-            File::open(&shared.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| StoreError::io(format!("syncing {}", shared.dir.display()), e))?;
-            let read = File::open(&path)
-                .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-            shared
-                .state
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .segments
-                .insert(
-                    first,
-                    Arc::new(Segment {
-                        first_id: first,
-                        path,
-                        file: read,
-                    }),
-                );
-        }
-        self.active = Some((first, append));
-        Ok((first, (SEGMENT_RECORDS - (next - first)) as usize))
+            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
+        File::open(&shared.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(format!("syncing {}", shared.dir.display()), e))?;
+        let read = File::open(&path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+        shared
+            .state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .segments
+            .insert(first, Seg { file: Arc::new(Segment { first_id: first, path, file: read }), count: 0 });
+        self.active = Some((first, append, 0));
+        Ok(())
     }
 }
 
@@ -445,49 +466,47 @@ impl Shared {
             if from > newest || limit == 0 {
                 return Ok(Vec::new());
             }
-            let segs: Vec<Arc<Segment>> = st
-                .segments
-                .range(..=newest)
-                .filter(|(&f, _)| f + SEGMENT_RECORDS > from)
-                .map(|(_, s)| s.clone())
-                .collect();
+            // The segment holding `from` (if any) and those after it.
+            let start = st.segments.range(..=from).next_back().map_or(from, |(&f, _)| f);
+            let segs: Vec<Seg> = st.segments.range(start..=newest).map(|(_, s)| s.clone()).collect();
             (from, newest, segs)
         };
-        let last = newest.min(from.saturating_add(limit as u64 - 1));
-        let mut out = Vec::with_capacity((last - from + 1) as usize);
+        let mut out = Vec::with_capacity(limit.min(1024));
         let rl = self.record_len;
         for seg in segments {
-            let lo = from.max(seg.first_id);
-            let hi = last.min(seg.first_id + SEGMENT_RECORDS - 1);
+            let remaining = limit - out.len();
+            if remaining == 0 {
+                break;
+            }
+            if seg.count == 0 {
+                continue;
+            }
+            let first = seg.file.first_id;
+            let lo = from.max(first);
+            let hi = newest.min(first + seg.count - 1).min(lo.saturating_add(remaining as u64 - 1));
             if lo > hi {
                 continue;
             }
             let n = (hi - lo + 1) as usize;
             let mut buf = vec![0u8; n * rl];
             seg.file
-                .read_exact_at(&mut buf, (lo - seg.first_id) * rl as u64)
-                .map_err(|e| StoreError::io(format!("reading {}", seg.path.display()), e))?;
+                .file
+                .read_exact_at(&mut buf, (lo - first) * rl as u64)
+                .map_err(|e| StoreError::io(format!("reading {}", seg.file.path.display()), e))?;
             for (i, chunk) in buf.chunks_exact(rl).enumerate() {
                 let id = lo + i as u64;
-                out.push(
-                    decode(self, chunk, id)
-                        .ok_or_else(|| corrupt(&seg.path, format!("record {id} is damaged")))?,
-                );
+                out.push(decode(self, chunk, id).ok_or_else(|| corrupt(&seg.file.path, format!("record {id} is damaged")))?);
             }
         }
         Ok(out)
     }
 
-    fn time_of(&self, segments: &BTreeMap<u64, Arc<Segment>>, id: u64) -> Result<u64, StoreError> {
-        let seg = segments
-            .range(..=id)
-            .next_back()
-            .map(|(_, s)| s.clone())
-            .ok_or_else(|| corrupt(&self.dir, format!("no segment holds id {id}")))?;
+    fn time_at(&self, seg: &Seg, index: u64) -> Result<u64, StoreError> {
         let mut t = [0u8; 8];
         seg.file
-            .read_exact_at(&mut t, (id - seg.first_id) * self.record_len as u64 + 8)
-            .map_err(|e| StoreError::io(format!("reading {}", seg.path.display()), e))?;
+            .file
+            .read_exact_at(&mut t, index * self.record_len as u64 + 8)
+            .map_err(|e| StoreError::io(format!("reading {}", seg.file.path.display()), e))?;
         Ok(u64::from_be_bytes(t))
     }
 
@@ -496,28 +515,47 @@ impl Shared {
         let (Some(oldest), Some(newest)) = (st.oldest, st.newest) else {
             return Ok(0);
         };
-        // Times never decrease with id: binary search for the first id still alive.
-        let (mut lo, mut hi) = (oldest, newest + 1);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.time_of(&st.segments, mid)? < cutoff_ms {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+        // Times never decrease with id. Find the first live record: whole segments first, then
+        // a binary search inside the segment where the cutoff falls.
+        let mut new_oldest = None;
+        let mut removed = 0u64;
+        let mut doomed = Vec::new();
+        let newest_first = st.segments.range(..=newest).next_back().map(|(&f, _)| f);
+        for (&first, seg) in st.segments.iter() {
+            let visible_end = (first + seg.count).min(newest + 1);
+            if visible_end <= first.max(oldest) {
+                if Some(first) != newest_first && first + seg.count <= oldest {
+                    doomed.push(first);
+                }
+                continue;
             }
+            let lo_idx = oldest.saturating_sub(first);
+            let n = visible_end - first;
+            if self.time_at(seg, n - 1)? < cutoff_ms {
+                removed += n - lo_idx;
+                if Some(first) != newest_first {
+                    doomed.push(first);
+                }
+                continue;
+            }
+            let (mut lo, mut hi) = (lo_idx, n - 1);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.time_at(seg, mid)? < cutoff_ms {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            removed += lo - lo_idx;
+            new_oldest = Some(first + lo);
+            break;
         }
-        let removed = lo - oldest;
-        st.oldest = (lo <= newest).then_some(lo);
-        let doomed: Vec<u64> = st
-            .segments
-            .keys()
-            .copied()
-            .filter(|&f| f + SEGMENT_RECORDS <= lo && f + SEGMENT_RECORDS <= newest)
-            .collect();
+        st.oldest = new_oldest;
         for f in doomed {
             if let Some(seg) = st.segments.remove(&f) {
-                fs::remove_file(&seg.path)
-                    .map_err(|e| StoreError::io(format!("removing {}", seg.path.display()), e))?;
+                fs::remove_file(&seg.file.path)
+                    .map_err(|e| StoreError::io(format!("removing {}", seg.file.path.display()), e))?;
             }
         }
         Ok(removed)
@@ -531,22 +569,13 @@ impl Store for LogStore {
     }
 
     async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError> {
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Request {
-            entry,
-            now_ms,
-            reply,
-        })
-        .await
-        .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+        self.submit(entry, now_ms, None).await
+    }
+
+    async fn insert(&self, record: Record) -> Result<(), StoreError> {
+        self.submit(record.entry, record.time_ms, Some((record.id, record.time_ms)))
+            .await
+            .map(|_| ())
     }
 
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {

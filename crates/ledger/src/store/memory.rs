@@ -55,14 +55,26 @@ impl Store for MemoryStore {
         Ok(Appended { id, time_ms })
     }
 
+    async fn insert(&self, record: Record) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if g.closed {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        if g.newest.is_some_and(|n| record.id <= n) {
+            return Err(StoreError::Unavailable(format!("id {} is not above the newest id", record.id)));
+        }
+        let record = Record { time_ms: record.time_ms.max(g.last_time), ..record };
+        g.newest = Some(record.id);
+        g.last_time = record.time_ms;
+        g.records.push_back(record);
+        Ok(())
+    }
+
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
         let g = self.lock();
-        let Some(first) = g.records.front().map(|r| r.id) else {
-            return Ok(Vec::new());
-        };
-        let skip = after.saturating_add(1).saturating_sub(first);
-        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-        Ok(g.records.iter().skip(skip).take(limit).cloned().collect())
+        // Ids are sorted but may skip (mirrors), so find the start by binary search.
+        let start = g.records.partition_point(|r| r.id <= after);
+        Ok(g.records.iter().skip(start).take(limit).cloned().collect())
     }
 
     fn bounds(&self) -> Bounds {

@@ -98,6 +98,13 @@ pub trait Store: Send + Sync + 'static {
     /// the entry is durable; concurrent appends may share one sync (group commit).
     async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError>;
 
+    /// Stores a record whose id and time another ledger assigned (mirrors). The id must be above
+    /// every id held; ids may be skipped (the upstream expired them unseen).
+    async fn insert(&self, record: Record) -> Result<(), StoreError> {
+        let _ = record;
+        Err(StoreError::Unavailable(format!("the {} store cannot mirror another ledger", self.kind())))
+    }
+
     /// Up to `limit` entries with id > `after`, in id order.
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError>;
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use deaddrop_ledger::mirror::Upstream;
+use deaddrop_ledger::store::jetstream::{JetStreamConfig, JetStreamStore};
 use deaddrop_ledger::store::log::LogStore;
 use deaddrop_ledger::store::memory::MemoryStore;
 use deaddrop_ledger::store::Store;
@@ -28,9 +30,21 @@ pub struct ServeArgs {
     /// The suite every entry must have: xwing or rsa-oaep [default: xwing].
     #[arg(long, env = "DEADDROP_SUITE")]
     suite: Option<String>,
-    /// Storage: `embedded` (durable, on disk) or `memory` (nothing kept) [default: embedded].
+    /// Storage: `embedded` (durable, on disk), `memory` (nothing kept), or
+    /// `nats://HOST:PORT[,HOST:PORT...]` (a NATS JetStream stream shared by several front ends)
+    /// [default: embedded].
     #[arg(long, env = "DEADDROP_STORE")]
     store: Option<String>,
+    /// The JetStream stream's name [default: deaddrop].
+    #[arg(long, env = "DEADDROP_NATS_STREAM")]
+    nats_stream: Option<String>,
+    /// JetStream replicas: 1, or 3 on a three-node cluster [default: 1].
+    #[arg(long, env = "DEADDROP_NATS_REPLICAS")]
+    nats_replicas: Option<usize>,
+    /// Mirror another ledger: follow it, serve its entries with the same ids, forward appends
+    /// to it. The mirror's copy lives in --data.
+    #[arg(long, env = "DEADDROP_MIRROR_OF")]
+    mirror_of: Option<String>,
     /// Longest lifetime of an entry, e.g. 48h, 90m, 30s [default: 48h].
     #[arg(long, env = "DEADDROP_LIFETIME")]
     lifetime: Option<String>,
@@ -59,6 +73,9 @@ struct FileSettings {
     data: Option<PathBuf>,
     suite: Option<String>,
     store: Option<String>,
+    nats_stream: Option<String>,
+    nats_replicas: Option<usize>,
+    mirror_of: Option<String>,
     lifetime: Option<String>,
     min_lifetime: Option<String>,
     max_bytes: Option<String>,
@@ -120,11 +137,17 @@ struct Resolved {
     listen: SocketAddr,
     store: StoreKind,
     config: Config,
+    mirror_of: Option<String>,
 }
 
 enum StoreKind {
     Embedded(PathBuf),
     Memory,
+    Nats {
+        servers: Vec<String>,
+        stream: String,
+        replicas: usize,
+    },
 }
 
 fn resolve(args: ServeArgs) -> anyhow::Result<Resolved> {
@@ -203,19 +226,58 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Resolved> {
             None => default_data_dir()?,
         }),
         "memory" => StoreKind::Memory,
-        other => bail!(
-            "--store `{other}` is not known: use `embedded` (durable, the default) or `memory`"
-        ),
+        nats if nats.starts_with("nats://") => {
+            let servers: Vec<String> = nats
+                .split(',')
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(|s| if s.starts_with("nats://") { s.to_string() } else { format!("nats://{s}") })
+                .collect();
+            let stream = args.nats_stream.or(file.nats_stream).unwrap_or_else(|| "deaddrop".into());
+            if stream.is_empty() || !stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                bail!("--nats-stream `{stream}` must be letters, digits, - and _ only");
+            }
+            let replicas = args.nats_replicas.or(file.nats_replicas).unwrap_or(1);
+            if !(1..=5).contains(&replicas) {
+                bail!("--nats-replicas must be from 1 to 5 (1, or 3 on a three-node cluster)");
+            }
+            StoreKind::Nats { servers, stream, replicas }
+        }
+        other => bail!("--store `{other}` is not known: use `embedded` (durable, the default), `memory`, or nats://HOST:PORT"),
     };
+    let mirror_of = args.mirror_of.or(file.mirror_of);
+    if let Some(m) = &mirror_of {
+        if matches!(store, StoreKind::Nats { .. }) {
+            bail!("a mirror keeps its own copy: use --mirror-of with the embedded or memory store, not NATS");
+        }
+        if !(m.starts_with("http://") || m.starts_with("https://")) {
+            bail!("--mirror-of `{m}` must be the URL of a ledger, like http://127.0.0.1:8470");
+        }
+    }
     Ok(Resolved {
         listen,
         store,
         config: c,
+        mirror_of,
     })
 }
 
-fn open_store(kind: &StoreKind, suite: Suite) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(kind: &StoreKind, c: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let suite = c.suite;
     Ok(match kind {
+        StoreKind::Nats {
+            servers,
+            stream,
+            replicas,
+        } => JetStreamStore::connect(JetStreamConfig {
+            servers: servers.clone(),
+            stream: stream.clone(),
+            replicas: *replicas,
+            lifetime: c.lifetime,
+            entry_len: suite.layout().entry_len,
+        })
+        .await
+        .context("cannot open the JetStream store")?,
         StoreKind::Embedded(dir) => Arc::new(
             LogStore::open(dir, suite.layout().entry_len)
                 .with_context(|| format!("cannot open the ledger store in {}", dir.display()))?,
@@ -245,6 +307,16 @@ fn describe(kind: &StoreKind) -> String {
         StoreKind::Memory => {
             "memory store: NOTHING IS KEPT ON DISK, entries vanish when it stops".into()
         }
+        StoreKind::Nats {
+            servers,
+            stream,
+            replicas,
+        } => {
+            format!(
+                "JetStream stream `{stream}` on {} ({replicas} replica(s))",
+                servers.join(",")
+            )
+        }
     }
 }
 
@@ -257,7 +329,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let store = open_store(&r.store, r.config.suite)?;
+        let store = open_store(&r.store, &r.config).await?;
         let listener = tokio::net::TcpListener::bind(r.listen).await.with_context(|| {
             format!("cannot listen on {}: is another ledger already running there? Use --listen to pick another port", r.listen)
         })?;
@@ -276,7 +348,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let StoreKind::Memory = r.store {
             tracing::warn!("memory store: nothing is kept on disk");
         }
-        let ledger = Ledger::new(r.config, store);
+        let ledger = match &r.mirror_of {
+            Some(url) => {
+                eprintln!("  mirror of {url}: appends are forwarded there");
+                let up = Upstream::new(url).map_err(|e| anyhow::anyhow!(e))?;
+                Ledger::mirror(r.config, store, up)
+            }
+            None => Ledger::new(r.config, store),
+        };
         deaddrop_ledger::run(listener, ledger, shutdown_signal()).await.context("the server failed")?;
         eprintln!("deaddrop ledger stopped");
         Ok(())

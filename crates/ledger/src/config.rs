@@ -36,7 +36,7 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How often expiry runs.
     pub expiry_interval: Duration,
-    /// The upstream ledger's URL, for mirrors (shown in `info`).
+    /// Unused: a mirror is made with `Ledger::mirror`, which takes its upstream.
     pub mirror_of: Option<String>,
 }
 

@@ -56,6 +56,9 @@ pub struct Ledger {
     feed: broadcast::Sender<Record>,
     subscribers: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
+    /// True when the store feeds `feed` itself (JetStream, mirrors).
+    store_feeds: bool,
+    upstream: Option<Arc<crate::mirror::Upstream>>,
     /// The metrics, rendered by `GET /metrics`.
     pub metrics: Metrics,
 }
@@ -63,11 +66,42 @@ pub struct Ledger {
 impl Ledger {
     /// A ledger over `store`.
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Ledger> {
+        Self::build(config, store, None)
+    }
+
+    /// A mirror of `upstream`, keeping its copy in `store` (call from inside a tokio runtime:
+    /// the follower is a task).
+    pub fn mirror(
+        config: Config,
+        store: Arc<dyn Store>,
+        upstream: crate::mirror::Upstream,
+    ) -> Arc<Ledger> {
+        Self::build(config, store, Some(Arc::new(upstream)))
+    }
+
+    fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        upstream: Option<Arc<crate::mirror::Upstream>>,
+    ) -> Arc<Ledger> {
         let lifetime = LifetimePolicy::new(config.lifetime, config.min_lifetime, config.max_bytes);
         let difficulty =
             DifficultyPolicy::new(config.pow_bits, config.pow_max_bits, config.pow_rate);
         let (feed, _) = broadcast::channel(config.subscriber_buffer.max(16));
+        let store_feeds = if let Some(up) = &upstream {
+            tokio::spawn(crate::mirror::follow(
+                up.clone(),
+                store.clone(),
+                feed.clone(),
+                config.suite.layout().entry_len,
+            ));
+            true
+        } else {
+            store.spawn_feed(feed.clone())
+        };
         let ledger = Ledger {
+            store_feeds,
+            upstream,
             lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
             pow_current: AtomicU8::new(difficulty.current()),
             pow_accepted: AtomicU8::new(difficulty.accepted()),
@@ -113,9 +147,18 @@ impl Ledger {
         self.pow_current.load(Ordering::Relaxed)
     }
 
-    /// Checks and appends one entry; resolves once it is durable.
+    /// Checks and appends one entry; resolves once it is durable. A mirror forwards it upstream.
     pub async fn append(&self, body: Bytes) -> Result<Accepted, ApiError> {
         let started = Instant::now();
+        if let Some(up) = &self.upstream {
+            let r = up.forward(body).await.map_err(|e| self.reject(e));
+            if r.is_ok() {
+                self.metrics
+                    .append_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            return r;
+        }
         let suite = self.config.suite;
         let entry = Entry::parse(suite, &body).map_err(|_| {
             self.reject(ApiError::entry_size(
@@ -142,11 +185,13 @@ impl Ledger {
                     "the entry was not stored: {e}; retry"
                 )))
             })?;
-        let _ = self.feed.send(Record {
-            id: a.id,
-            time_ms: a.time_ms,
-            entry: body,
-        });
+        if !self.store_feeds {
+            let _ = self.feed.send(Record {
+                id: a.id,
+                time_ms: a.time_ms,
+                entry: body,
+            });
+        }
         self.tick_appends.fetch_add(1, Ordering::Relaxed);
         self.tick_bytes.fetch_add(len, Ordering::Relaxed);
         self.metrics.appends.inc();
@@ -208,20 +253,30 @@ impl Ledger {
     /// `GET /v1/info`.
     pub fn info(&self) -> Info {
         let b = self.store.bounds();
+        let up = self.upstream.as_ref().map(|u| u.state());
+        let upstream_info = up.as_ref().and_then(|s| s.info.clone());
         Info {
+            upstream_newest_id: up.as_ref().and_then(|s| s.newest),
+            behind: up
+                .as_ref()
+                .map(|s| s.newest.unwrap_or(0).saturating_sub(b.newest.unwrap_or(0))),
             protocol: PROTOCOL.to_string(),
             suite: self.config.suite.name().to_string(),
             entry_bytes: self.entry_len(),
-            lifetime_s: self.lifetime().as_secs(),
+            lifetime_s: upstream_info
+                .as_ref()
+                .map_or(self.lifetime().as_secs(), |i| i.lifetime_s),
             max_lifetime_s: self.config.lifetime.as_secs(),
             min_lifetime_s: self.config.min_lifetime.as_secs(),
-            pow_bits: self.pow_bits(),
+            pow_bits: upstream_info
+                .as_ref()
+                .map_or(self.pow_bits(), |i| i.pow_bits),
             oldest_id: b.oldest,
             newest_id: b.newest,
             entries: b.held(),
             max_page: self.config.max_page,
             store: self.store.kind().to_string(),
-            mirror_of: self.config.mirror_of.clone(),
+            mirror_of: self.upstream.as_ref().map(|u| u.url().to_string()),
             server_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -264,6 +319,14 @@ impl Ledger {
                 .set(p.lifetime.inflow_rate());
             (lifetime, current, p.difficulty.accepted())
         };
+        // A mirror keeps entries as long as its upstream does.
+        let lifetime = match self.upstream.as_ref().and_then(|u| u.state().info) {
+            Some(i) => Duration::from_secs(i.lifetime_s),
+            None => lifetime,
+        };
+        if let Err(e) = self.store.set_lifetime(lifetime).await {
+            tracing::warn!(error = %e, "setting the store's lifetime failed; will retry");
+        }
         self.lifetime_ms
             .store(lifetime.as_millis() as u64, Ordering::Relaxed);
         self.pow_current.store(current, Ordering::Relaxed);

@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
+pub mod mirror;
 pub mod policy;
 pub mod problem;
 pub mod store;

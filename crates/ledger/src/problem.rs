@@ -17,6 +17,8 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// An upstream's problem, passed on as it is (mirrors).
+    pub upstream: Option<Problem>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
         detail: impl Into<String>,
     ) -> Self {
         ApiError {
+            upstream: None,
             status,
             reason,
             title,
@@ -162,8 +165,21 @@ impl ApiError {
         }
     }
 
+    /// The upstream's answer to a forwarded append, passed on unchanged.
+    pub fn forwarded(p: Problem) -> Self {
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        ApiError {
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
+            upstream: Some(p),
+            ..Self::new(status, "upstream", "Refused upstream", "")
+        }
+    }
+
     /// The problem document.
     pub fn problem(&self) -> Problem {
+        if let Some(p) = &self.upstream {
+            return p.clone();
+        }
         Problem {
             kind: format!("urn:deaddrop:problem:{}", self.reason),
             title: self.title.to_string(),

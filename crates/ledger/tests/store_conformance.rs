@@ -118,7 +118,11 @@ macro_rules! conformance {
             async fn mirrored_records_keep_their_ids_and_may_skip_ids() {
                 let dir = tempfile::tempdir().unwrap();
                 let s = make(dir.path());
-                let rec = |id: u64, t: u64| Record { id, time_ms: t, entry: entry(id) };
+                let rec = |id: u64, t: u64| Record {
+                    id,
+                    time_ms: t,
+                    entry: entry(id),
+                };
                 s.insert(rec(5, 100)).await.unwrap();
                 s.insert(rec(6, 101)).await.unwrap();
                 s.insert(rec(40, 150)).await.unwrap();
@@ -233,9 +237,19 @@ async fn log_refuses_overlapping_segments() {
     let dir = tempfile::tempdir().unwrap();
     let record = 16 + LEN as u64 + 4;
     // Segment 1 claims ids 1 and 2; segment 2 would hold id 2 again.
-    std::fs::write(dir.path().join("seg-00000000000000000001.log"), vec![0u8; 2 * record as usize]).unwrap();
-    std::fs::write(dir.path().join("seg-00000000000000000002.log"), vec![0u8; 0]).unwrap();
-    let err = LogStore::open(dir.path(), LEN).err().expect("an overlap must be refused");
+    std::fs::write(
+        dir.path().join("seg-00000000000000000001.log"),
+        vec![0u8; 2 * record as usize],
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("seg-00000000000000000002.log"),
+        vec![0u8; 0],
+    )
+    .unwrap();
+    let err = LogStore::open(dir.path(), LEN)
+        .err()
+        .expect("an overlap must be refused");
     assert!(err.to_string().contains("damaged"), "{err}");
 }
 
@@ -245,13 +259,25 @@ async fn log_keeps_skipped_ids_across_a_restart() {
     {
         let s = LogStore::open(dir.path(), LEN).unwrap();
         for (id, t) in [(3u64, 10u64), (4, 11), (9000, 12), (9001, 13)] {
-            s.insert(Record { id, time_ms: t, entry: entry(id) }).await.unwrap();
+            s.insert(Record {
+                id,
+                time_ms: t,
+                entry: entry(id),
+            })
+            .await
+            .unwrap();
         }
         s.close().await.unwrap();
     }
     let s = LogStore::open(dir.path(), LEN).unwrap();
     let ids: Vec<u64> = s.read(0, 100).await.unwrap().iter().map(|r| r.id).collect();
     assert_eq!(ids, vec![3, 4, 9000, 9001]);
-    s.insert(Record { id: 9002, time_ms: 14, entry: entry(9002) }).await.unwrap();
+    s.insert(Record {
+        id: 9002,
+        time_ms: 14,
+        entry: entry(9002),
+    })
+    .await
+    .unwrap();
     assert_eq!(s.bounds().newest, Some(9002));
 }

@@ -143,6 +143,12 @@ pub struct Info {
     pub store: String,
     /// The upstream ledger's URL when this ledger is a mirror.
     pub mirror_of: Option<String>,
+    /// For a mirror: the upstream's newest id as last seen.
+    #[serde(default)]
+    pub upstream_newest_id: Option<u64>,
+    /// For a mirror: how many ids it is behind its upstream.
+    #[serde(default)]
+    pub behind: Option<u64>,
     /// The server's version.
     pub server_version: String,
 }

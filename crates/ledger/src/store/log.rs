@@ -122,7 +122,12 @@ impl LogStore {
         })
     }
 
-    async fn submit(&self, entry: Bytes, now_ms: u64, at: Option<(u64, u64)>) -> Result<Appended, StoreError> {
+    async fn submit(
+        &self,
+        entry: Bytes,
+        now_ms: u64,
+        at: Option<(u64, u64)>,
+    ) -> Result<Appended, StoreError> {
         let tx = self
             .tx
             .lock()
@@ -130,9 +135,14 @@ impl LogStore {
             .clone()
             .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Request { entry, now_ms, at, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
+        tx.send(Request {
+            entry,
+            now_ms,
+            at,
+            reply,
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
     }
@@ -143,7 +153,10 @@ fn segment_name(first_id: u64) -> String {
 }
 
 fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
@@ -157,7 +170,9 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
 fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
     let dir = &shared.dir;
     let mut firsts = Vec::new();
-    for item in fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))? {
+    for item in
+        fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?
+    {
         let item = item.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
         if let Some(first) = item.file_name().to_str().and_then(parse_segment_name) {
             firsts.push(first);
@@ -176,7 +191,10 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
     for (i, &first) in firsts.iter().enumerate() {
         let path = dir.join(segment_name(first));
         if first == 0 || first < end {
-            return Err(corrupt(&path, format!("segment overlaps the one before it (which ends before id {end})")));
+            return Err(corrupt(
+                &path,
+                format!("segment overlaps the one before it (which ends before id {end})"),
+            ));
         }
         let file = OpenOptions::new()
             .read(true)
@@ -213,7 +231,14 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
                 // times from the segment before.
                 if let Some(seg) = state.segments.get(&prev) {
                     if seg.count > 0 {
-                        writer.last_time = read_record(shared, &seg.file.file, &seg.file.path, prev, seg.count - 1)?.time_ms;
+                        writer.last_time = read_record(
+                            shared,
+                            &seg.file.file,
+                            &seg.file.path,
+                            prev,
+                            seg.count - 1,
+                        )?
+                        .time_ms;
                     }
                 }
             }
@@ -225,14 +250,30 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
                 writer.active = Some((first, append, count));
             }
         }
-        state.segments.insert(first, Seg { file: Arc::new(Segment { first_id: first, path, file }), count });
+        state.segments.insert(
+            first,
+            Seg {
+                file: Arc::new(Segment {
+                    first_id: first,
+                    path,
+                    file,
+                }),
+                count,
+            },
+        );
     }
     state.newest = writer.next_id.checked_sub(1).filter(|&n| n > 0);
     Ok((state, writer))
 }
 
 /// Cuts the newest segment after its last good record; returns how many records it keeps.
-fn repair_tail(shared: &Shared, file: &File, path: &Path, first: u64, len: u64) -> Result<u64, StoreError> {
+fn repair_tail(
+    shared: &Shared,
+    file: &File,
+    path: &Path,
+    first: u64,
+    len: u64,
+) -> Result<u64, StoreError> {
     let rl = shared.record_len as u64;
     let whole = (len / rl).min(SEGMENT_RECORDS);
     let mut good = 0;
@@ -246,17 +287,26 @@ fn repair_tail(shared: &Shared, file: &File, path: &Path, first: u64, len: u64) 
     if good * rl != len {
         file.set_len(good * rl)
             .and_then(|_| file.sync_all())
-            .map_err(|e| StoreError::io(format!("cutting the torn tail of {}", path.display()), e))?;
+            .map_err(|e| {
+                StoreError::io(format!("cutting the torn tail of {}", path.display()), e)
+            })?;
     }
     Ok(good)
 }
 
 /// Reads and checks record `index` of a segment.
-fn read_record(shared: &Shared, file: &File, path: &Path, first: u64, index: u64) -> Result<Record, StoreError> {
+fn read_record(
+    shared: &Shared,
+    file: &File,
+    path: &Path,
+    first: u64,
+    index: u64,
+) -> Result<Record, StoreError> {
     let mut buf = vec![0u8; shared.record_len];
     file.read_exact_at(&mut buf, index * shared.record_len as u64)
         .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-    decode(shared, &buf, first + index).ok_or_else(|| corrupt(path, format!("record {} is damaged", first + index)))
+    decode(shared, &buf, first + index)
+        .ok_or_else(|| corrupt(path, format!("record {} is damaged", first + index)))
 }
 
 fn decode(shared: &Shared, buf: &[u8], expect_id: u64) -> Option<Record> {
@@ -308,7 +358,8 @@ impl Writer {
     fn write_batch(&mut self, batch: &[Request]) -> Vec<Result<Appended, StoreError>> {
         let shared = self.shared.clone();
         let start = (self.next_id, self.last_time);
-        let mut results: Vec<Option<Result<Appended, StoreError>>> = (0..batch.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<Appended, StoreError>>> =
+            (0..batch.len()).map(|_| None).collect();
         let outcome = (|| {
             let mut buf = Vec::new();
             for (i, req) in batch.iter().enumerate() {
@@ -323,7 +374,10 @@ impl Writer {
                 let (id, time_ms) = match req.at {
                     None => (self.next_id, req.now_ms.max(self.last_time)),
                     Some((id, _)) if id < self.next_id => {
-                        results[i] = Some(Err(StoreError::Unavailable(format!("id {id} is not above the newest id {}", self.next_id - 1))));
+                        results[i] = Some(Err(StoreError::Unavailable(format!(
+                            "id {id} is not above the newest id {}",
+                            self.next_id - 1
+                        ))));
                         continue;
                     }
                     Some((id, t)) => (id, t.max(self.last_time)),
@@ -351,7 +405,9 @@ impl Writer {
             self.active = None;
             self.rollback();
             let msg = e.to_string();
-            return (0..batch.len()).map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
+            return (0..batch.len())
+                .map(|_| Err(StoreError::Unavailable(msg.clone())))
+                .collect();
         }
         let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
         if self.next_id > start.0 {
@@ -403,7 +459,10 @@ impl Writer {
         let newest = st.newest.unwrap_or(0);
         let mut drop_firsts = Vec::new();
         for (first, seg) in st.segments.iter_mut() {
-            let keep = (newest + 1).saturating_sub(*first).min(seg.count).min(SEGMENT_RECORDS);
+            let keep = (newest + 1)
+                .saturating_sub(*first)
+                .min(seg.count)
+                .min(SEGMENT_RECORDS);
             seg.count = keep;
             let _ = seg.file.file.set_len(keep * shared.record_len as u64);
             if keep == 0 && *first > newest {
@@ -443,13 +502,24 @@ impl Writer {
         File::open(&shared.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| StoreError::io(format!("syncing {}", shared.dir.display()), e))?;
-        let read = File::open(&path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+        let read = File::open(&path)
+            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
         shared
             .state
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .segments
-            .insert(first, Seg { file: Arc::new(Segment { first_id: first, path, file: read }), count: 0 });
+            .insert(
+                first,
+                Seg {
+                    file: Arc::new(Segment {
+                        first_id: first,
+                        path,
+                        file: read,
+                    }),
+                    count: 0,
+                },
+            );
         self.active = Some((first, append, 0));
         Ok(())
     }
@@ -467,8 +537,16 @@ impl Shared {
                 return Ok(Vec::new());
             }
             // The segment holding `from` (if any) and those after it.
-            let start = st.segments.range(..=from).next_back().map_or(from, |(&f, _)| f);
-            let segs: Vec<Seg> = st.segments.range(start..=newest).map(|(_, s)| s.clone()).collect();
+            let start = st
+                .segments
+                .range(..=from)
+                .next_back()
+                .map_or(from, |(&f, _)| f);
+            let segs: Vec<Seg> = st
+                .segments
+                .range(start..=newest)
+                .map(|(_, s)| s.clone())
+                .collect();
             (from, newest, segs)
         };
         let mut out = Vec::with_capacity(limit.min(1024));
@@ -483,7 +561,9 @@ impl Shared {
             }
             let first = seg.file.first_id;
             let lo = from.max(first);
-            let hi = newest.min(first + seg.count - 1).min(lo.saturating_add(remaining as u64 - 1));
+            let hi = newest
+                .min(first + seg.count - 1)
+                .min(lo.saturating_add(remaining as u64 - 1));
             if lo > hi {
                 continue;
             }
@@ -495,7 +575,11 @@ impl Shared {
                 .map_err(|e| StoreError::io(format!("reading {}", seg.file.path.display()), e))?;
             for (i, chunk) in buf.chunks_exact(rl).enumerate() {
                 let id = lo + i as u64;
-                out.push(decode(self, chunk, id).ok_or_else(|| corrupt(&seg.file.path, format!("record {id} is damaged")))?);
+                out.push(
+                    decode(self, chunk, id).ok_or_else(|| {
+                        corrupt(&seg.file.path, format!("record {id} is damaged"))
+                    })?,
+                );
             }
         }
         Ok(out)
@@ -554,8 +638,9 @@ impl Shared {
         st.oldest = new_oldest;
         for f in doomed {
             if let Some(seg) = st.segments.remove(&f) {
-                fs::remove_file(&seg.file.path)
-                    .map_err(|e| StoreError::io(format!("removing {}", seg.file.path.display()), e))?;
+                fs::remove_file(&seg.file.path).map_err(|e| {
+                    StoreError::io(format!("removing {}", seg.file.path.display()), e)
+                })?;
             }
         }
         Ok(removed)
@@ -573,9 +658,13 @@ impl Store for LogStore {
     }
 
     async fn insert(&self, record: Record) -> Result<(), StoreError> {
-        self.submit(record.entry, record.time_ms, Some((record.id, record.time_ms)))
-            .await
-            .map(|_| ())
+        self.submit(
+            record.entry,
+            record.time_ms,
+            Some((record.id, record.time_ms)),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {

@@ -61,9 +61,15 @@ impl Store for MemoryStore {
             return Err(StoreError::Unavailable("the store is closed".into()));
         }
         if g.newest.is_some_and(|n| record.id <= n) {
-            return Err(StoreError::Unavailable(format!("id {} is not above the newest id", record.id)));
+            return Err(StoreError::Unavailable(format!(
+                "id {} is not above the newest id",
+                record.id
+            )));
         }
-        let record = Record { time_ms: record.time_ms.max(g.last_time), ..record };
+        let record = Record {
+            time_ms: record.time_ms.max(g.last_time),
+            ..record
+        };
         g.newest = Some(record.id);
         g.last_time = record.time_ms;
         g.records.push_back(record);

@@ -8,6 +8,7 @@
 //!   see an entry only after that;
 //! - entries expire from the oldest end.
 
+pub mod jetstream;
 pub mod log;
 pub mod memory;
 
@@ -102,7 +103,10 @@ pub trait Store: Send + Sync + 'static {
     /// every id held; ids may be skipped (the upstream expired them unseen).
     async fn insert(&self, record: Record) -> Result<(), StoreError> {
         let _ = record;
-        Err(StoreError::Unavailable(format!("the {} store cannot mirror another ledger", self.kind())))
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot mirror another ledger",
+            self.kind()
+        )))
     }
 
     /// Up to `limit` entries with id > `after`, in id order.
@@ -114,6 +118,19 @@ pub trait Store: Send + Sync + 'static {
     /// Removes every entry whose time is below `cutoff_ms`, oldest first. Returns how many were
     /// removed.
     async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError>;
+
+    /// Tells the store the lifetime now in force, for stores that expire entries themselves.
+    async fn set_lifetime(&self, lifetime: std::time::Duration) -> Result<(), StoreError> {
+        let _ = lifetime;
+        Ok(())
+    }
+
+    /// Starts feeding every entry appended from now on, through any front end, into `tx`.
+    /// Returns `false` if the store cannot, in which case the ledger feeds its own appends.
+    fn spawn_feed(&self, tx: tokio::sync::broadcast::Sender<Record>) -> bool {
+        let _ = tx;
+        false
+    }
 
     /// Flushes and stops background work. Appends after this fail with `Unavailable`.
     async fn close(&self) -> Result<(), StoreError>;

@@ -540,7 +540,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                 return Err(ClientError::Input("--name must not be empty".into()).into());
             }
             let card = ContactCard::parse(&card)
-                .map_err(|e| ClientError::Input(format!("that card cannot be read: {e}")))?;
+                .map_err(|e| ClientError::Card(e.to_string()))?;
             let c = db.add_contact(&name, &card, &CheckKey::generate(&mut SystemRng), now_ms())?;
             let fp = c.card.address().fingerprint().short();
             if json {

@@ -34,9 +34,12 @@ pub enum ClientError {
     /// A request id that is not pending.
     #[error("no pending request with id {0}")]
     UnknownRequest(i64),
-    /// Bad user input (card, name, text).
+    /// Bad user input (name, text, flags).
     #[error("{0}")]
     Input(String),
+    /// A contact card that cannot be read.
+    #[error("that card cannot be read: {0}")]
+    Card(String),
     /// The ledger carries another suite than this identity.
     #[error("the ledger at {url} carries {ledger} entries, but this identity is {mine}")]
     SuiteMismatch {
@@ -107,6 +110,7 @@ impl ClientError {
             ClientError::ContactExists(_) => "pick another --name, or remove the old contact with `deaddrop contact remove NAME`".into(),
             ClientError::UnknownRequest(_) => "see `deaddrop requests` for the pending ones".into(),
             ClientError::Input(_) => "see `deaddrop help`".into(),
+            ClientError::Card(_) => "ask them for their card again (`deaddrop card` prints it) and paste all of it, in quotes".into(),
             ClientError::SuiteMismatch { .. } => "use a ledger of your identity's suite (--ledger URL), or make a new identity in another --home with `deaddrop init --suite ...`".into(),
             ClientError::Unreachable { .. } => "is `deaddrop serve` running there? Check --ledger (or DEADDROP_LEDGER) and --proxy".into(),
             ClientError::Ledger { reason, .. } if reason == "overloaded" || reason == "store-unavailable" || reason == "ledger-full" || reason == "timeout" => "the ledger is busy; try again in a little while".into(),

@@ -113,11 +113,16 @@ impl LedgerClient {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
+        // The innermost cause says what happened ("Connection refused"); the layers above it
+        // only repeat the URL.
         let mut detail = e.to_string();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
-            detail = format!("{detail}: {s}");
+            detail = s.to_string();
             src = s.source();
+        }
+        if e.is_timeout() {
+            detail = format!("timed out: {detail}");
         }
         ClientError::Unreachable {
             url: self.base.clone(),

@@ -18,7 +18,7 @@ pub struct ApiError {
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
     /// An upstream's problem, passed on as it is (mirrors).
-    pub upstream: Option<Problem>,
+    pub upstream: Option<Box<Problem>>,
 }
 
 impl ApiError {
@@ -170,7 +170,7 @@ impl ApiError {
         let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_GATEWAY);
         ApiError {
             retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
-            upstream: Some(p),
+            upstream: Some(Box::new(p)),
             ..Self::new(status, "upstream", "Refused upstream", "")
         }
     }
@@ -178,7 +178,7 @@ impl ApiError {
     /// The problem document.
     pub fn problem(&self) -> Problem {
         if let Some(p) = &self.upstream {
-            return p.clone();
+            return (**p).clone();
         }
         Problem {
             kind: format!("urn:deaddrop:problem:{}", self.reason),

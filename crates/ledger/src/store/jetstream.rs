@@ -42,6 +42,7 @@ pub struct JetStreamConfig {
 
 /// The JetStream store.
 pub struct JetStreamStore {
+    client: async_nats::Client,
     js: Context,
     stream_name: String,
     subject: String,
@@ -74,7 +75,7 @@ impl JetStreamStore {
                     cfg.servers.join(",")
                 ))
             })?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let subject = format!("deaddrop.{}.entries", cfg.stream);
         let mut s = js
             .get_or_create_stream(stream::Config {
@@ -95,6 +96,7 @@ impl JetStreamStore {
             .await
             .map_err(|e| unavailable("reading the stream", e))?;
         let store = Arc::new(JetStreamStore {
+            client,
             js,
             stream_name: cfg.stream,
             subject,
@@ -181,11 +183,20 @@ impl Store for JetStreamStore {
             .await
             .map_err(|e| unavailable("waiting for the acknowledgement", e))?;
         self.note_id(ack.sequence);
-        // The stream's own timestamp is what reads return; the acknowledgement does not carry
-        // it, so the answer to the appender uses this front end's clock.
+        // The stream's own timestamp is the entry's time (what reads and pushes return); the
+        // acknowledgement does not carry it, so fetch it. Only if that fails (the entry is stored
+        // all the same) does the answer fall back to this front end's clock.
+        let stored = async {
+            let s = self.js.get_stream_no_info(&self.stream_name).await.ok()?;
+            s.direct_get(ack.sequence).await.ok()
+        };
+        let time_ms = match tokio::time::timeout(Duration::from_secs(2), stored).await {
+            Ok(Some(m)) if m.sequence == ack.sequence => millis(m.time),
+            _ => now_ms,
+        };
         Ok(Appended {
             id: ack.sequence,
-            time_ms: now_ms,
+            time_ms,
         })
     }
 
@@ -264,6 +275,7 @@ impl Store for JetStreamStore {
 
     fn spawn_feed(&self, tx: broadcast::Sender<Record>) -> bool {
         let js = self.js.clone();
+        let client = self.client.clone();
         let name = self.stream_name.clone();
         let start = self.bounds().newest.unwrap_or(0) + 1;
         let entry_len = self.entry_len;
@@ -284,7 +296,28 @@ impl Store for JetStreamStore {
                         .await
                         .map_err(|e| e.to_string())?;
                     let mut msgs = c.messages().await.map_err(|e| e.to_string())?;
-                    while let Some(m) = msgs.next().await {
+                    // A restarted nats-server has lost the ephemeral consumer, and the ordered
+                    // consumer notices only after its own retries (some 15 s without pushes):
+                    // follow again from `next` as soon as the connection is back.
+                    let mut watch = tokio::time::interval(Duration::from_millis(100));
+                    let mut was_connected = true;
+                    loop {
+                        let m = tokio::select! {
+                            m = msgs.next() => match m {
+                                Some(m) => m,
+                                None => break,
+                            },
+                            _ = watch.tick() => {
+                                let connected = client.connection_state()
+                                    == async_nats::connection::State::Connected;
+                                if connected && !was_connected {
+                                    tracing::info!("reconnected to NATS; following the stream again");
+                                    break;
+                                }
+                                was_connected = connected;
+                                continue;
+                            }
+                        };
                         let m = m.map_err(|e| e.to_string())?;
                         let Ok(info) = m.info() else { continue };
                         let (id, time_ms) = (info.stream_sequence, millis(info.published));

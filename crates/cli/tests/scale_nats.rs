@@ -1,0 +1,339 @@
+//! Several stateless `deaddrop serve` front ends on one NATS JetStream stream (DESIGN §3.7), run
+//! as real processes against a real `nats-server -js` started here: one ledger seen through any
+//! front end (same ids, times and bytes, pushed by all), dense ids across front ends, and
+//! acknowledged appends surviving a SIGKILL of nats-server, with the front ends recovering by
+//! themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod scale_support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use scale_support::{
+    append_ok, client, expect_problem, info, post_entry, random_entry, read_all, read_page,
+    temp_dir, wait_for, wait_until, Nats, Rec, Serve, Subscriber, WAIT,
+};
+
+/// Two front ends on the stream `stream` of `nats`.
+async fn front_ends(dir: &std::path::Path, nats: &Nats, stream: &str) -> (Serve, Serve) {
+    let store = nats.url();
+    let args = [
+        "--store",
+        store.as_str(),
+        "--nats-stream",
+        stream,
+        "--nats-replicas",
+        "1",
+        "--pow-bits",
+        "0",
+    ];
+    let f1 = Serve::start("F1", dir, &args).await;
+    let f2 = Serve::start("F2", dir, &args).await;
+    (f1, f2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids() {
+    let dir = temp_dir("deaddrop-scale-nats");
+    let nats = Nats::start(dir.path()).await;
+    let (f1, f2) = front_ends(dir.path(), &nats, "shared").await;
+    let (u1, u2) = (f1.url(), f2.url());
+    let http = client();
+    for u in [&u1, &u2] {
+        let i = info(&http, u).await;
+        assert_eq!(i.store, "jetstream", "{u}: {i:?}");
+        assert_eq!(i.mirror_of, None);
+        assert_eq!(i.newest_id, None, "a fresh stream has assigned no id");
+    }
+    let mut sub = Subscriber::connect(&u2, 0).await;
+    assert_eq!(sub.hello.newest_id, None);
+
+    // One entry appended through F1 is read through F2, and pushed by F2.
+    let first = random_entry();
+    let a = append_ok(&http, &u1, &first).await;
+    assert_eq!(a.id, 1, "the stream sequence is the id, from 1");
+    let query = format!("after={}&limit=1", a.id - 1);
+    let through_f2 = wait_for("F2 serves the entry appended through F1", WAIT, || async {
+        let records = read_page(&http, &u2, &query).await.records;
+        (!records.is_empty()).then_some(records)
+    })
+    .await;
+    let through_f1 = read_page(&http, &u1, &query).await.records;
+    assert_eq!(through_f2.len(), 1);
+    let read = through_f2[0].clone();
+    assert_eq!((read.id, &read.entry), (a.id, &first));
+    assert_eq!(
+        through_f1, through_f2,
+        "both front ends serve the same id, time and bytes"
+    );
+    assert_eq!(
+        read.time_ms, a.time,
+        "the time in the 201 answer is the time readers get"
+    );
+    assert_eq!(sub.next().await, read, "F2 pushes what F1 appended");
+
+    // Appends alternating between the front ends get strictly increasing, dense ids.
+    let mut appended = vec![(a.id, first)];
+    let mut times = vec![a.time];
+    for i in 0..12 {
+        let entry = random_entry();
+        let through = if i % 2 == 0 { &u2 } else { &u1 };
+        let got = append_ok(&http, through, &entry).await;
+        let prev = appended.last().unwrap().0;
+        assert_eq!(
+            got.id,
+            prev + 1,
+            "append {i} through {through} after id {prev}"
+        );
+        appended.push((got.id, entry));
+        times.push(got.time);
+    }
+
+    // The subscriber of F2 got every one of them, in order, as both front ends serve them.
+    let mut pushed = vec![read];
+    while pushed.len() < appended.len() {
+        pushed.push(sub.next().await);
+    }
+    let newest = appended.last().unwrap().0;
+    let mut all = Vec::new();
+    for u in [&u1, &u2] {
+        all = wait_for(&format!("{u} serves every id"), WAIT, || async {
+            let all = read_all(&http, u).await;
+            all.last().is_some_and(|r| r.id == newest).then_some(all)
+        })
+        .await;
+        assert_eq!(all, pushed, "{u} serves what F2 pushed");
+    }
+    let read_times: Vec<u64> = all.iter().map(|r| r.time_ms).collect();
+    assert_eq!(
+        read_times, times,
+        "every 201 answer carries the entry's time"
+    );
+    let got: Vec<(u64, Vec<u8>)> = all.iter().map(|r| (r.id, r.entry.clone())).collect();
+    assert_eq!(got, appended, "ids and bytes as appended");
+    assert!(
+        all.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
+        "times never decrease with id"
+    );
+    let body1 = read_page(&http, &u1, "after=0").await.body;
+    let body2 = read_page(&http, &u2, "after=0").await.body;
+    assert_eq!(
+        body1, body2,
+        "GET /v1/entries?after=0 is the same bytes through both"
+    );
+    for u in [&u1, &u2] {
+        let i = info(&http, u).await;
+        assert_eq!(
+            (i.oldest_id, i.newest_id, i.entries),
+            (Some(1), Some(newest), newest)
+        );
+    }
+}
+
+/// What the appenders saw.
+#[derive(Default)]
+struct Outcomes {
+    /// Acknowledged appends: id → bytes.
+    acked: BTreeMap<u64, Vec<u8>>,
+    /// 503 store-unavailable answers (each checked for Retry-After).
+    unavailable: usize,
+    /// Anything else: a failure of the test.
+    unexpected: Vec<String>,
+}
+
+/// Appends random entries through `url` until `stop`, recording each outcome.
+async fn keep_appending(url: String, out: Arc<Mutex<Outcomes>>, stop: Arc<AtomicBool>) {
+    let http = client();
+    while !stop.load(Ordering::Relaxed) {
+        let entry = random_entry();
+        match post_entry(&http, &url, &entry).await {
+            Ok(res) if res.status() == StatusCode::CREATED => {
+                let a: deaddrop_proto::wire::Accepted = res.json().await.unwrap();
+                let mut o = out.lock().unwrap();
+                if o.acked.insert(a.id, entry).is_some() {
+                    o.unexpected.push(format!("id {} acknowledged twice", a.id));
+                }
+            }
+            Ok(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                let retry = res.headers().get(reqwest::header::RETRY_AFTER).cloned();
+                let text = res.text().await.unwrap_or_default();
+                {
+                    let mut o = out.lock().unwrap();
+                    if retry.is_none() || !text.contains("urn:deaddrop:problem:store-unavailable") {
+                        o.unexpected.push(format!(
+                            "503 without Retry-After or store-unavailable: {text}"
+                        ));
+                    }
+                    o.unavailable += 1;
+                }
+                // Back off as a client told to retry would, without spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(res) => {
+                let status = res.status();
+                let text = res.text().await.unwrap_or_default();
+                out.lock()
+                    .unwrap()
+                    .unexpected
+                    .push(format!("{url}: {status}: {text}"));
+            }
+            Err(e) => out
+                .lock()
+                .unwrap()
+                .unexpected
+                .push(format!("{url}: the front end did not answer: {e}")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_appends_survive_a_nats_sigkill_and_front_ends_recover_by_themselves() {
+    let dir = temp_dir("deaddrop-scale-nats");
+    let mut nats = Nats::start(dir.path()).await;
+    let (f1, f2) = front_ends(dir.path(), &nats, "durable").await;
+    let (u1, u2) = (f1.url(), f2.url());
+    let http = client();
+    let mut sub = Subscriber::connect(&u2, 0).await;
+    let t0 = Instant::now();
+
+    let out = Arc::new(Mutex::new(Outcomes::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let appenders: Vec<_> = [&u1, &u2, &u1, &u2]
+        .into_iter()
+        .map(|u| tokio::spawn(keep_appending(u.clone(), out.clone(), stop.clone())))
+        .collect();
+    let acked = || out.lock().unwrap().acked.len();
+    wait_until("40 appends are acknowledged", WAIT, || async {
+        acked() >= 40
+    })
+    .await;
+
+    // Mid-run, nats-server dies without a chance to flush anything of its own.
+    nats.kill9();
+    let acked_before_kill = acked();
+    eprintln!(
+        "{:?}: nats-server killed after {acked_before_kill} acknowledged appends",
+        t0.elapsed()
+    );
+    // Appends while it is down are refused with 503 and Retry-After, and nothing is claimed.
+    let (e1, e2) = (random_entry(), random_entry());
+    let (r1, r2) = tokio::join!(post_entry(&http, &u1, &e1), post_entry(&http, &u2, &e2));
+    for r in [r1, r2] {
+        let (p, headers) = expect_problem(
+            r.unwrap(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+        )
+        .await;
+        let retry = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(
+            retry.is_some_and(|s| s >= 1),
+            "Retry-After in seconds: {headers:?}"
+        );
+        assert!(!p.detail.is_empty());
+    }
+    eprintln!(
+        "{:?}: appends through both front ends refused with 503",
+        t0.elapsed()
+    );
+    nats.restart().await;
+    let back = Instant::now();
+    eprintln!("{:?}: nats-server restarted", t0.elapsed());
+
+    // Each front end accepts a new append within a bounded time, without a restart.
+    for u in [&u1, &u2] {
+        let (id, entry) = wait_for(&format!("{u} accepts appends again"), WAIT, || async {
+            let entry = random_entry();
+            let res = post_entry(&http, u, &entry).await.unwrap();
+            if res.status() == StatusCode::CREATED {
+                let a: deaddrop_proto::wire::Accepted = res.json().await.unwrap();
+                return Some((a.id, entry));
+            }
+            let status = res.status();
+            let text = res.text().await.unwrap_or_default();
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+            None
+        })
+        .await;
+        out.lock().unwrap().acked.insert(id, entry);
+        eprintln!(
+            "{u} accepted again {:?} after nats-server came back",
+            back.elapsed()
+        );
+    }
+    let acked_after_recovery = acked();
+    wait_until(
+        "more appends are acknowledged after the restart",
+        WAIT,
+        || async { acked() >= acked_after_recovery + 20 },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for a in appenders {
+        a.await.unwrap();
+    }
+
+    eprintln!("{:?}: appenders stopped", t0.elapsed());
+    let out = std::mem::take(&mut *out.lock().unwrap());
+    assert!(out.unexpected.is_empty(), "{:?}", out.unexpected);
+    assert!(acked_before_kill >= 40);
+    eprintln!(
+        "{} appends acknowledged, {} refused with 503 while nats-server was down",
+        out.acked.len(),
+        out.unavailable
+    );
+    let newest = *out.acked.keys().next_back().unwrap();
+
+    // Every acknowledged append is there, with its id and bytes, through both front ends.
+    let mut views = Vec::new();
+    for u in [&u1, &u2] {
+        let all = wait_for(&format!("{u} serves id {newest}"), WAIT, || async {
+            let all = read_all(&http, u).await;
+            all.last().is_some_and(|r| r.id >= newest).then_some(all)
+        })
+        .await;
+        let by_id: BTreeMap<u64, &Rec> = all.iter().map(|r| (r.id, r)).collect();
+        assert_eq!(by_id.len(), all.len(), "{u}: no id twice");
+        assert!(
+            all.windows(2).all(|w| w[0].id < w[1].id),
+            "{u}: ids increase"
+        );
+        assert!(
+            all.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
+            "{u}: times never decrease with id"
+        );
+        for (id, entry) in &out.acked {
+            let rec = by_id
+                .get(id)
+                .unwrap_or_else(|| panic!("{u}: acknowledged id {id} is lost"));
+            assert_eq!(&rec.entry, entry, "{u}: id {id} has other bytes");
+        }
+        views.push(all);
+    }
+    let shortest = views[0].len().min(views[1].len());
+    assert_eq!(
+        views[0][..shortest],
+        views[1][..shortest],
+        "both front ends serve the same entries"
+    );
+
+    eprintln!("{:?}: every acknowledged append read back", t0.elapsed());
+    // F2 went on pushing across the outage: its subscriber got every entry, in order.
+    let mut pushed: Vec<Rec> = Vec::new();
+    while pushed
+        .last()
+        .is_none_or(|r| r.id < views[1].last().unwrap().id)
+    {
+        pushed.push(sub.next().await);
+    }
+    assert_eq!(pushed, views[1][..pushed.len()], "pushed as read");
+    eprintln!("{:?}: every entry pushed by F2", t0.elapsed());
+}

@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Appended, Bounds, Record, Store, StoreError};
 
@@ -53,6 +53,9 @@ struct Shared {
     entry_len: usize,
     record_len: usize,
     state: RwLock<State>,
+    /// Push feed, set by [`Store::spawn_feed`]: the writer sends each batch in id order once
+    /// it is synced, so concurrent appends never reach subscribers out of order.
+    feed: Mutex<Option<broadcast::Sender<Record>>>,
 }
 
 /// What readers see: only synced records.
@@ -107,6 +110,7 @@ impl LogStore {
             entry_len,
             record_len: HEADER + entry_len + CRC,
             state: RwLock::new(State::default()),
+            feed: Mutex::new(None),
         });
         let (state, writer) = recover(&shared)?;
         *shared.state.write().unwrap_or_else(|e| e.into_inner()) = state;
@@ -346,8 +350,27 @@ impl Writer {
             // Requests whose caller gave up are still written: the client may already have
             // sent the entry, and storing it unacknowledged is better than dropping it.
             let results = self.write_batch(&batch);
+            let feed = self
+                .shared
+                .feed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut synced = Vec::new();
             for (req, r) in batch.into_iter().zip(results) {
+                if let (Some(_), Ok(a)) = (&feed, &r) {
+                    synced.push(Record {
+                        id: a.id,
+                        time_ms: a.time_ms,
+                        entry: req.entry.clone(),
+                    });
+                }
                 let _ = req.reply.send(r);
+            }
+            if let Some(feed) = feed {
+                for record in synced {
+                    let _ = feed.send(record);
+                }
             }
         }
     }
@@ -687,6 +710,11 @@ impl Store for LogStore {
         tokio::task::spawn_blocking(move || shared.expire(cutoff_ms))
             .await
             .map_err(|e| StoreError::Unavailable(format!("expiry task failed: {e}")))?
+    }
+
+    fn spawn_feed(&self, tx: broadcast::Sender<Record>) -> bool {
+        *self.shared.feed.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        true
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::sync::broadcast;
 
 use super::{Appended, Bounds, Record, Store, StoreError};
 
@@ -21,6 +22,8 @@ struct Inner {
     newest: Option<u64>,
     last_time: u64,
     closed: bool,
+    /// Push feed, set by [`Store::spawn_feed`], sent to under the lock so in id order.
+    feed: Option<broadcast::Sender<Record>>,
 }
 
 impl MemoryStore {
@@ -49,7 +52,11 @@ impl Store for MemoryStore {
         }
         let id = g.newest.map_or(1, |n| n + 1);
         let time_ms = now_ms.max(g.last_time);
-        g.records.push_back(Record { id, time_ms, entry });
+        let record = Record { id, time_ms, entry };
+        if let Some(feed) = &g.feed {
+            let _ = feed.send(record.clone());
+        }
+        g.records.push_back(record);
         g.newest = Some(id);
         g.last_time = time_ms;
         Ok(Appended { id, time_ms })
@@ -99,6 +106,11 @@ impl Store for MemoryStore {
             n += 1;
         }
         Ok(n)
+    }
+
+    fn spawn_feed(&self, tx: broadcast::Sender<Record>) -> bool {
+        self.lock().feed = Some(tx);
+        true
     }
 
     async fn close(&self) -> Result<(), StoreError> {

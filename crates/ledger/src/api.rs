@@ -262,7 +262,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`CLOSE_LAGGED`] and resumes by reading.
 async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
     let (mut tx, mut rx) = socket.split();
-    let mut live = ledger.subscribe();
+    let mut live = ledger.subscribe_frames();
     let mut stop = ledger.shutdown_signal();
     let mut cursor = after;
 
@@ -329,7 +329,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
                             break; // expired meanwhile: nothing more to fill
                         }
                     }
-                    if !deliver(&mut tx, frame_message(&r)).await {
+                    if !deliver(&mut tx, Message::Binary(r.frame.clone())).await {
                         return;
                     }
                     ledger.metrics.pushed.inc();
@@ -356,14 +356,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
 }
 
 fn frame_message(r: &crate::store::Record) -> Message {
-    let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + r.entry.len());
-    Frame {
-        id: r.id,
-        time_ms: r.time_ms,
-        entry: &r.entry,
-    }
-    .encode(&mut buf);
-    Message::Binary(buf.into())
+    Message::Binary(crate::ledger::encode_frame(r))
 }
 
 async fn deliver(

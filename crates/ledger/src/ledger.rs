@@ -24,6 +24,27 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// An entry as pushed: its id and its encoded frame, shared by every subscriber.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    /// The entry id.
+    pub id: u64,
+    /// The frame (`docs/API.md`), encoded once.
+    pub frame: Bytes,
+}
+
+/// Encodes a record as a frame.
+pub fn encode_frame(r: &Record) -> Bytes {
+    let mut buf = Vec::with_capacity(deaddrop_proto::wire::FRAME_HEADER_LEN + r.entry.len());
+    deaddrop_proto::wire::Frame {
+        id: r.id,
+        time_ms: r.time_ms,
+        entry: &r.entry,
+    }
+    .encode(&mut buf);
+    Bytes::from(buf)
+}
+
 /// One page of a read.
 #[derive(Debug)]
 pub struct Page {
@@ -54,6 +75,8 @@ pub struct Ledger {
     tick_appends: AtomicU64,
     tick_bytes: AtomicU64,
     feed: broadcast::Sender<Record>,
+    /// The same entries as `feed`, each encoded once as a push frame for every subscriber.
+    frames: broadcast::Sender<Pushed>,
     subscribers: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
     /// True when the store feeds `feed` itself (JetStream, mirrors).
@@ -99,7 +122,9 @@ impl Ledger {
         } else {
             store.spawn_feed(feed.clone())
         };
+        let (frames, _) = broadcast::channel(config.subscriber_buffer.max(16));
         let ledger = Ledger {
+            frames,
             store_feeds,
             upstream,
             lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
@@ -284,6 +309,30 @@ impl Ledger {
     /// A receiver of every entry appended from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Record> {
         self.feed.subscribe()
+    }
+
+    /// A receiver of every entry appended from now on, as encoded push frames.
+    pub fn subscribe_frames(&self) -> broadcast::Receiver<Pushed> {
+        self.frames.subscribe()
+    }
+
+    /// Encodes each fed entry once for all push subscribers, until shutdown.
+    pub async fn fan_out(self: Arc<Self>) {
+        let mut rx = self.feed.subscribe();
+        let mut stop = self.shutdown_signal();
+        loop {
+            tokio::select! {
+                got = rx.recv() => match got {
+                    Ok(r) => {
+                        let _ = self.frames.send(Pushed { id: r.id, frame: encode_frame(&r) });
+                    }
+                    // Subscribers see the jump in ids and fill it from the store.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// A subscriber slot, or `None` when the ledger serves the most it allows.

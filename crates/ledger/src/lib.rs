@@ -29,6 +29,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(ledger.clone().maintain());
+    let fan_out = tokio::spawn(ledger.clone().fan_out());
     let app = api::router(ledger.clone());
     let l = ledger.clone();
     // Without TCP_NODELAY a push frame that follows another within the peer's delayed-ACK
@@ -44,6 +45,7 @@ pub async fn run(
         .await;
     ledger.begin_shutdown();
     let _ = maintenance.await;
+    let _ = fan_out.await;
     if let Err(e) = ledger.store().close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

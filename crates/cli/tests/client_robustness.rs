@@ -1,0 +1,345 @@
+//! What the client does when things go wrong: a sync killed with `kill -9` part-way, bad input
+//! of every kind (each a non-zero exit and `{"error", "hint"}` on stderr with `--json`), and
+//! what its files reveal.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod client_support;
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use client_support::{
+    append_entries, bare_command, closed_port, pair, random_entries, run_command, wait_until,
+    Ledger, Person, Running, COMMAND_TIMEOUT, PASSPHRASE,
+};
+use deaddrop_client::db::Db;
+use deaddrop_client::keystore::{self, Passphrase};
+use deaddrop_proto::Suite;
+
+/// Messages to B among the noise.
+const MESSAGES: usize = 20;
+/// Entries for others between two messages.
+const NOISE_BETWEEN: usize = 150;
+
+#[test]
+fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small pages make many commit points, so kills land between and during them.
+    let config = dir.path().join("ledger.toml");
+    std::fs::write(&config, "max_page = 50\n").unwrap();
+    let ledger = Ledger::start(&[
+        "--pow-bits",
+        "0",
+        "--store",
+        "memory",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let (a, b) = pair(&ledger.url, "xwing");
+    let entry_len = Suite::XWing.layout().entry_len;
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES {
+        append_entries(&ledger.url, random_entries(NOISE_BETWEEN, entry_len), 16);
+        let text = format!("message {i:02} among the noise");
+        a.send("b", &text);
+        sent.push(text);
+    }
+    append_entries(&ledger.url, random_entries(NOISE_BETWEEN, entry_len), 16);
+    let newest = (MESSAGES * (NOISE_BETWEEN + 1) + NOISE_BETWEEN) as u64;
+
+    // The test watches B's sync position in B's own database while `deaddrop sync` runs.
+    let db = Db::open(&b.home).unwrap();
+    let position = || db.last_id(&ledger.url).unwrap();
+    let mut midway_kills = 0;
+    // Kill moments: at once (likely before any page), at the first committed page, after a
+    // few hundred more entries, and at the first page again.
+    let plans: [Option<u64>; 4] = [None, Some(1), Some(400), Some(1)];
+    for plan in plans {
+        let before = position();
+        let mut cmd = b.command(&["sync"]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut sync = Running {
+            child: cmd.spawn().unwrap(),
+        };
+        if let Some(progress) = plan {
+            wait_until("the sync made progress or ended", COMMAND_TIMEOUT, || {
+                position() >= before + progress || !sync.running()
+            });
+        }
+        sync.kill();
+        let at = position();
+        eprintln!("kill planned at +{plan:?}: position {before} -> {at} of {newest}");
+        if at > before && at < newest {
+            midway_kills += 1;
+        }
+    }
+    assert!(
+        midway_kills >= 1,
+        "no kill landed part-way; the test did not test anything"
+    );
+    // Then sync until it completes.
+    let s = b.sync();
+    assert_eq!(s.gap, None);
+    assert_eq!(position(), newest);
+
+    let read = b.read("a");
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for m in &read {
+        assert_eq!(m.direction, "in", "{m:?}");
+        *count.entry(m.text.as_str()).or_default() += 1;
+    }
+    for text in &sent {
+        assert_eq!(count.get(text.as_str()), Some(&1), "{text}: {read:?}");
+    }
+    assert_eq!(read.len(), MESSAGES, "{read:?}");
+}
+
+/// Someone with an identity on a ledger that need not exist.
+fn someone(ledger: &str) -> Person {
+    let p = Person::new("someone", ledger);
+    p.init("xwing");
+    p
+}
+
+#[test]
+fn unknown_contact_is_an_error_with_a_hint() {
+    let p = someone(&format!("http://127.0.0.1:{}", closed_port()));
+    let e = p.run(&["--json", "send", "nobody", "hi"]).json_error();
+    assert!(e.error.contains("nobody"), "{e:?}");
+    assert!(e.hint.contains("contact"), "{e:?}");
+    let e = p.run(&["--json", "read", "nobody"]).json_error();
+    assert!(e.error.contains("nobody"), "{e:?}");
+    // Without --json: the same, for people.
+    let out = p.run(&["send", "nobody", "hi"]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("error:") && out.stderr.contains("hint:"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn damaged_card_is_refused() {
+    let p = someone("http://127.0.0.1:1");
+    let other = someone("http://127.0.0.1:1");
+    let card = other.card();
+    // Flip one character in the middle of the card.
+    let mut chars: Vec<char> = card.chars().collect();
+    let at = chars.len() / 2;
+    chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+    let damaged: String = chars.into_iter().collect();
+    let e = p
+        .run(&["--json", "contact", "add", &damaged, "--name", "x"])
+        .json_error();
+    assert!(e.error.contains("card"), "{e:?}");
+    let e = p
+        .run(&["--json", "contact", "add", "not a card", "--name", "x"])
+        .json_error();
+    assert!(e.error.contains("card"), "{e:?}");
+    // Nothing was added.
+    let list: Vec<serde_json::Value> = p.json(&["contact", "list"]);
+    assert!(list.is_empty(), "{list:?}");
+}
+
+#[test]
+fn unreachable_ledger_is_named() {
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let p = someone(&url);
+    let e = p.run(&["--json", "sync"]).json_error();
+    assert!(e.error.contains(&url), "{e:?}");
+    assert!(e.error.contains("not reachable"), "{e:?}");
+    assert!(e.hint.contains("deaddrop serve"), "{e:?}");
+    // `send` keeps retrying a ledger that is down for a minute (ops::SEND_PATIENCE) before it
+    // fails the same way, and `watch` retries for ever, saying why.
+    let mut w = p.watch();
+    let ev = w.wait_for("a reconnect", Duration::from_secs(30), |e| {
+        e.event == "reconnecting"
+    });
+    let why = ev.why.unwrap_or_default();
+    assert!(why.contains(&url) && why.contains("not reachable"), "{why}");
+}
+
+#[test]
+fn wrong_passphrase_is_refused() {
+    let ledger = Ledger::start(&["--pow-bits", "0", "--store", "memory"]);
+    let mut p = someone(&ledger.url);
+    p.passphrase = Some("not the passphrase".into());
+    let e = p.run(&["--json", "sync"]).json_error();
+    assert!(e.error.contains("passphrase"), "{e:?}");
+    assert!(e.hint.contains("DEADDROP_PASSPHRASE"), "{e:?}");
+    // No passphrase at all and no terminal to ask on.
+    p.passphrase = None;
+    let e = p.run(&["--json", "sync"]).json_error();
+    assert!(e.error.contains("passphrase"), "{e:?}");
+    p.passphrase = Some(PASSPHRASE.into());
+    p.sync();
+}
+
+#[test]
+fn ledger_of_another_suite_is_refused() {
+    let ledger = Ledger::start(&[
+        "--pow-bits",
+        "0",
+        "--store",
+        "memory",
+        "--suite",
+        "rsa-oaep",
+    ]);
+    let p = someone(&ledger.url);
+    let e = p.run(&["--json", "sync"]).json_error();
+    assert!(
+        e.error.contains("rsa-oaep") && e.error.contains("xwing"),
+        "{e:?}"
+    );
+    assert!(e.error.contains(&ledger.url), "{e:?}");
+    assert!(e.hint.contains("suite"), "{e:?}");
+}
+
+#[test]
+fn init_twice_refuses_and_keeps_the_first_identity() {
+    let p = Person::new("once", "http://127.0.0.1:1");
+    let first = p.init("xwing");
+    let e = p.run(&["--json", "init", "--name", "twice"]).json_error();
+    assert!(e.error.contains("already exists"), "{e:?}");
+    assert!(e.hint.contains("--home"), "{e:?}");
+    assert_eq!(p.card(), first.card);
+}
+
+#[test]
+fn init_without_passphrase_or_terminal_refuses_and_says_how() {
+    let mut p = Person::new("nopass", "http://127.0.0.1:1");
+    p.passphrase = None;
+    // stdin is /dev/null: no terminal to ask on.
+    let e = p.run(&["--json", "init", "--name", "x"]).json_error();
+    assert!(e.error.contains("passphrase"), "{e:?}");
+    assert!(
+        e.hint.contains("DEADDROP_PASSPHRASE") && e.hint.contains("--no-passphrase"),
+        "{e:?}"
+    );
+    // Nothing was created that would make the next init fail.
+    p.passphrase = Some(PASSPHRASE.into());
+    p.init("xwing");
+}
+
+/// Hex and base64 (standard and URL-safe, any alignment) forms of `bytes`, as a careless
+/// printer might render them; each long enough that a match is no coincidence.
+fn renderings(bytes: &[u8]) -> Vec<String> {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b64 = |data: &[u8], url: bool| -> String {
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let mut n = [0u8; 3];
+            n[..chunk.len()].copy_from_slice(chunk);
+            let v = u32::from(n[0]) << 16 | u32::from(n[1]) << 8 | u32::from(n[2]);
+            for i in 0..=chunk.len() {
+                let c = STD[((v >> (18 - 6 * i)) & 63) as usize];
+                out.push(match (url, c) {
+                    (true, b'+') => '-',
+                    (true, b'/') => '_',
+                    _ => c as char,
+                });
+            }
+        }
+        out
+    };
+    let mut out = vec![bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()];
+    for skip in 0..3 {
+        let window = &bytes[skip..(skip + 48).min(bytes.len())];
+        // Drop the last characters, which depend on what follows the window.
+        for url in [false, true] {
+            let s = b64(window, url);
+            out.push(s[..s.len() - 4].to_string());
+        }
+    }
+    // Hex of a window too, in case only part of it is printed.
+    out.push(bytes[..32].iter().map(|b| format!("{b:02x}")).collect());
+    out
+}
+
+#[test]
+fn files_are_private_and_hold_no_passphrase_and_json_no_key() {
+    let ledger = Ledger::start(&["--pow-bits", "0", "--store", "memory"]);
+    let (a, b) = pair(&ledger.url, "xwing");
+    let mut outputs = Vec::new();
+    let mut run = |p: &Person, args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = p.run(&all).ok();
+        outputs.push(out.stdout.clone());
+        outputs.push(out.stderr);
+    };
+    run(&a, &["card"]);
+    run(&a, &["send", "b", "hello"]);
+    run(&b, &["sync"]);
+    run(&b, &["read", "a"]);
+    run(&b, &["send", "a", "hi"]);
+    run(&a, &["sync"]);
+    run(&a, &["read", "b"]);
+    run(&a, &["inbox"]);
+    run(&a, &["requests"]);
+    run(&a, &["contact", "list"]);
+    run(&a, &["contact", "show", "b"]);
+    run(&a, &["check-string", "rotate"]);
+    // init's output too, from a fresh home.
+    let c = Person::new("carol", &ledger.url);
+    let init = c.run(&["--json", "init", "--name", "carol"]).ok();
+    outputs.push(init.stdout);
+
+    for p in [&a, &c] {
+        let home = std::fs::metadata(&p.home).unwrap().permissions().mode() & 0o777;
+        assert_eq!(home, 0o700, "{}", p.home.display());
+        for f in std::fs::read_dir(&p.home).unwrap() {
+            let f = f.unwrap();
+            let mode = f.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.path().display());
+            let bytes = std::fs::read(f.path()).unwrap();
+            assert!(
+                !bytes
+                    .windows(PASSPHRASE.len())
+                    .any(|w| w == PASSPHRASE.as_bytes()),
+                "{} holds the passphrase",
+                f.path().display()
+            );
+        }
+        assert!(p.home.join("deaddrop.sqlite3").exists());
+
+        let db = Db::open(&p.home).unwrap();
+        let sealed = db.identity().unwrap().sealed_key;
+        assert!(keystore::is_encrypted(&sealed));
+        let secret = keystore::open(&sealed, Some(&Passphrase::new(PASSPHRASE.into())))
+            .unwrap()
+            .export_secret();
+        // The key is encrypted at rest: its plain bytes are in no file.
+        let plain = &secret[..64.min(secret.len())];
+        for f in std::fs::read_dir(&p.home).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            assert!(!bytes.windows(plain.len()).any(|w| w == plain));
+        }
+        for needle in renderings(&sealed).iter().chain(renderings(&secret).iter()) {
+            for out in &outputs {
+                assert!(!out.contains(needle.as_str()), "an output shows the key");
+            }
+        }
+    }
+}
+
+#[test]
+fn help_and_bad_flags_fail_cleanly() {
+    // Not part of the JSON contract (clap prints usage), but never a panic.
+    let out = run_command(
+        {
+            let mut c = bare_command();
+            c.args(["--json", "send"]);
+            c
+        },
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}

@@ -74,7 +74,31 @@ fn report(json: bool, e: &anyhow::Error) {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // With --json, scripts get usage errors as JSON too; help and version print as usual.
+            let wants_json = std::env::args().any(|a| a == "--json");
+            if wants_json && e.use_stderr() {
+                let detail = e.to_string();
+                let first = detail
+                    .lines()
+                    .take_while(|l| !l.starts_with("Usage:"))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": first, "hint": "see `deaddrop help` or `deaddrop COMMAND --help`"})
+                );
+                return std::process::ExitCode::from(2);
+            }
+            e.exit()
+        }
+    };
     let global = Global { json: cli.json };
     let result = match cli.command {
         Command::User(cmd) => user::run(global, cli.client, cmd),

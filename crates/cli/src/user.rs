@@ -239,6 +239,13 @@ fn message_line(m: &NewMessage) -> String {
 /// Runs a client subcommand.
 pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()> {
     let home = home_dir(&opts)?;
+    // Only `init` creates a home: a mistyped --home should say so, not leave an empty one.
+    if !matches!(cmd, UserCmd::Init { .. }) && !home.join(deaddrop_client::db::DB_FILE).exists() {
+        return Err(ClientError::NoIdentity {
+            home: home.display().to_string(),
+        }
+        .into());
+    }
     let mut db = Db::open(&home)?;
     let json = global.json;
     match cmd {
@@ -539,8 +546,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
             if name.is_empty() {
                 return Err(ClientError::Input("--name must not be empty".into()).into());
             }
-            let card = ContactCard::parse(&card)
-                .map_err(|e| ClientError::Card(e.to_string()))?;
+            let card = ContactCard::parse(&card).map_err(|e| ClientError::Card(e.to_string()))?;
             let c = db.add_contact(&name, &card, &CheckKey::generate(&mut SystemRng), now_ms())?;
             let fp = c.card.address().fingerprint().short();
             if json {

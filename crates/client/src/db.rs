@@ -432,9 +432,7 @@ impl Db {
         Ok(())
     }
 
-    fn contact_from_row(
-        r: &rusqlite::Row<'_>,
-    ) -> rusqlite::Result<ContactRow> {
+    fn contact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
         Ok((
             r.get(0)?,
             r.get(1)?,
@@ -669,10 +667,18 @@ impl Db {
                         stats.rejected += 1;
                         continue;
                     };
-                    if m.verified || !confirmed {
+                    // Take the contact's reply key from a verified entry, or from an unverified
+                    // one only while we have none: an entry nobody authenticated must not
+                    // replace a key we already hold.
+                    if m.verified {
                         tx.execute(
-                            "UPDATE contacts SET their_key = ?2, confirmed = confirmed OR ?3 WHERE id = ?1",
-                            params![cid, &m.reply_key.export_bytes()[..], m.verified],
+                            "UPDATE contacts SET their_key = ?2, confirmed = 1 WHERE id = ?1",
+                            params![cid, &m.reply_key.export_bytes()[..]],
+                        )?;
+                    } else if !confirmed {
+                        tx.execute(
+                            "UPDATE contacts SET their_key = ?2 WHERE id = ?1 AND their_key IS NULL",
+                            params![cid, &m.reply_key.export_bytes()[..]],
                         )?;
                     }
                     store_part(

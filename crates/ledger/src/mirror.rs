@@ -162,20 +162,29 @@ async fn store_records(
     frames: &[u8],
     entry_len: usize,
 ) -> Result<u64, String> {
-    let mut n = 0;
+    let newest = store.bounds().newest;
+    let mut records = Vec::new();
     for f in wire::frames(frames, entry_len) {
         let f = f.map_err(|e| e.to_string())?;
-        if store.bounds().newest.is_some_and(|newest| f.id <= newest) {
+        if newest.is_some_and(|n| f.id <= n)
+            || records.last().is_some_and(|r: &Record| f.id <= r.id)
+        {
             continue;
         }
-        let rec = Record {
+        records.push(Record {
             id: f.id,
             time_ms: f.time_ms,
             entry: Bytes::copy_from_slice(f.entry),
-        };
-        store.insert(rec.clone()).await.map_err(|e| e.to_string())?;
-        let _ = feed.send(rec);
-        n += 1;
+        });
+    }
+    let n = records.len() as u64;
+    // One batch, one sync; then the mirror's own subscribers get them, in order.
+    store
+        .insert_many(records.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in records {
+        let _ = feed.send(r);
     }
     Ok(n)
 }

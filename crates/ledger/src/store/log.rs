@@ -690,6 +690,36 @@ impl Store for LogStore {
         .map(|_| ())
     }
 
+    async fn insert_many(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
+        // Queue every record before waiting for any answer, in order, so the writer takes
+        // them in one batch with one sync.
+        let mut replies = Vec::with_capacity(records.len());
+        for r in records {
+            let (reply, rx) = oneshot::channel();
+            let req = Request {
+                entry: r.entry,
+                now_ms: r.time_ms,
+                at: Some((r.id, r.time_ms)),
+                reply,
+            };
+            tx.send(req)
+                .await
+                .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
+            replies.push(rx);
+        }
+        for rx in replies {
+            rx.await
+                .map_err(|_| StoreError::Unavailable("the writer stopped".into()))??;
+        }
+        Ok(())
+    }
+
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || shared.read_range(after, limit))

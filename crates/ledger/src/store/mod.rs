@@ -109,6 +109,15 @@ pub trait Store: Send + Sync + 'static {
         )))
     }
 
+    /// [`Store::insert`] for several records in id order; stores that can make them durable
+    /// together (one sync) do so.
+    async fn insert_many(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        for r in records {
+            self.insert(r).await?;
+        }
+        Ok(())
+    }
+
     /// Up to `limit` entries with id > `after`, in id order.
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError>;
 

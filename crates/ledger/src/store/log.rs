@@ -126,18 +126,22 @@ impl LogStore {
         })
     }
 
+    /// The writer's queue, or `Unavailable` once the store is closed.
+    fn sender(&self) -> Result<mpsc::Sender<Request>, StoreError> {
+        self.tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))
+    }
+
     async fn submit(
         &self,
         entry: Bytes,
         now_ms: u64,
         at: Option<(u64, u64)>,
     ) -> Result<Appended, StoreError> {
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
+        let tx = self.sender()?;
         let (reply, rx) = oneshot::channel();
         tx.send(Request {
             entry,
@@ -691,12 +695,7 @@ impl Store for LogStore {
     }
 
     async fn insert_many(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
+        let tx = self.sender()?;
         // Queue every record before waiting for any answer, in order, so the writer takes
         // them in one batch with one sync.
         let mut replies = Vec::with_capacity(records.len());

@@ -10,9 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use deaddrop_client::db::{Db, NewMessage};
 use deaddrop_client::keystore::{self, Passphrase};
-use deaddrop_client::net::LedgerClient;
 use deaddrop_client::ops::{self, now_ms, WatchEvent};
 use deaddrop_client::ClientError;
+use deaddrop_client::LedgerClient;
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{CheckKey, CheckString, ContactCard, Identity, Suite};
 use serde::Serialize;
@@ -341,7 +341,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             } else {
                 text
             };
-            let ledger = LedgerClient::new(&opts.ledger, opts.proxy.as_deref())?;
+            let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
             let report = runtime()?.block_on(ops::send(&mut db, &ledger, &name, &text))?;
             if json {
                 print_json(
@@ -358,10 +358,10 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         }
         UserCmd::Sync => {
             let me = unlock(&db)?;
-            let ledger = LedgerClient::new(&opts.ledger, opts.proxy.as_deref())?;
+            let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
             let r = runtime()?.block_on(ops::sync(&mut db, &ledger, &me, |_| {}))?;
             if let Some((a, b)) = r.gap {
-                eprintln!("warning: entries {a} to {b} expired on the ledger before this client read them; messages in them are lost. Sync more often than the ledger's lifetime (`curl {}/v1/info`).", ledger.url());
+                eprintln!("warning: entries {a} to {b} expired on the ledger before this client read them; messages in them are lost. Sync more often than the ledger's lifetime (`curl {}{}`).", ledger.url(), deaddrop_client::api::path::INFO);
             }
             if json {
                 print_json(&json!({
@@ -490,7 +490,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         }
         UserCmd::Watch => {
             let me = Arc::new(unlock(&db)?);
-            let ledger = LedgerClient::new(&opts.ledger, opts.proxy.as_deref())?;
+            let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
             };

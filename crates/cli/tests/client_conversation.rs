@@ -6,7 +6,6 @@
 mod client_support;
 
 use client_support::{pair, Ledger, MessageJson, Person};
-use deaddrop_client::net::LedgerClient;
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{seal, CheckKey, ContactCard, PairKeys};
 
@@ -178,7 +177,7 @@ fn spoofed_sender_is_rejected_not_shown() {
         .enable_all()
         .build()
         .unwrap();
-    let client = LedgerClient::new(&ledger.url, None).unwrap();
+    let client = deaddrop_client::connect(&ledger.url, None).unwrap();
     for e in spoofs {
         rt.block_on(client.append(e)).unwrap();
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deaddrop_proto::wire::{frames, StreamHello, CLOSE_LAGGED};
+use deaddrop_api::{frames, StreamHello, CLOSE_LAGGED};
 use deaddrop_proto::{pow, Entry, Stamp, Suite};
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -91,7 +91,7 @@ where
     let mut it = frames(&data, entry_len());
     let f = it.next().expect("one frame").expect("a well-formed frame");
     assert!(it.next().is_none(), "one frame per message");
-    (f.id, f.time_ms, f.entry.to_vec())
+    (f.id.get(), f.time_ms, f.entry.to_vec())
 }
 
 /// Appends from `tasks` concurrent clients until `stop` is set or a request fails (the server
@@ -121,8 +121,8 @@ fn spawn_appenders(
                         return;
                     }
                     let Ok(body) = res.bytes().await else { return };
-                    let a: deaddrop_proto::wire::Accepted = serde_json::from_slice(&body).unwrap();
-                    acked.lock().unwrap().push((a.id, bytes));
+                    let a: deaddrop_api::Accepted = serde_json::from_slice(&body).unwrap();
+                    acked.lock().unwrap().push((a.id.get(), bytes));
                 }
             })
         })
@@ -149,7 +149,7 @@ async fn assert_acknowledged_entries_survive(home: &Home, acked: &[(u64, Vec<u8>
     let max_acked = acked.iter().map(|a| a.0).max().unwrap();
     assert!(newest >= max_acked);
     let info = server.info().await;
-    assert_eq!(info.newest_id, Some(newest));
+    assert_eq!(info.newest_id.map(u64::from), Some(newest));
     let next = server.append(&entry(u64::MAX)).await;
     assert_eq!(next.id, newest + 1, "ids continue above the old ones");
 }
@@ -158,7 +158,7 @@ async fn assert_acknowledged_entries_survive(home: &Home, acked: &[(u64, Vec<u8>
 async fn appends_get_increasing_ids_and_read_back_in_pages() {
     let home = Home::new();
     let server = home.serve(&["--pow-bits", "0"]).await;
-    assert_eq!(server.info().await.newest_id, None);
+    assert_eq!(server.info().await.newest_id.map(u64::from), None);
 
     let mut sent = Vec::new();
     for tag in 0..5 {
@@ -166,7 +166,7 @@ async fn appends_get_increasing_ids_and_read_back_in_pages() {
         let a = server.append(&bytes).await;
         sent.push((a, bytes));
     }
-    let ids: Vec<u64> = sent.iter().map(|(a, _)| a.id).collect();
+    let ids: Vec<u64> = sent.iter().map(|(a, _)| a.id.get()).collect();
     assert_eq!(ids, vec![1, 2, 3, 4, 5]);
     assert!(sent.windows(2).all(|w| w[0].0.time <= w[1].0.time));
     assert!(sent.iter().all(|(a, _)| a.expires_at > a.time));
@@ -192,7 +192,7 @@ async fn appends_get_increasing_ids_and_read_back_in_pages() {
     assert_eq!(pages, 3);
     assert_eq!(got.len(), 5);
     for ((id, time, bytes), (a, sent_bytes)) in got.iter().zip(&sent) {
-        assert_eq!((*id, *time), (a.id, a.time));
+        assert_eq!((*id, *time), (a.id.get(), a.time));
         assert!(bytes == sent_bytes, "entry {id} reads back unchanged");
     }
 
@@ -203,7 +203,11 @@ async fn appends_get_increasing_ids_and_read_back_in_pages() {
 
     let info = server.info().await;
     assert_eq!(
-        (info.oldest_id, info.newest_id, info.entries),
+        (
+            info.oldest_id.map(u64::from),
+            info.newest_id.map(u64::from),
+            info.entries
+        ),
         (Some(1), Some(5), 5)
     );
     assert_eq!(info.entry_bytes, entry_len());
@@ -233,7 +237,10 @@ async fn expired_entries_are_reported_as_an_exact_gap() {
     .await;
 
     let info = server.info().await;
-    assert_eq!((info.oldest_id, info.newest_id), (None, Some(3)));
+    assert_eq!(
+        (info.oldest_id.map(u64::from), info.newest_id.map(u64::from)),
+        (None, Some(3))
+    );
     let page = server.read(0, 100).await;
     assert!(page.records.is_empty());
     assert_eq!(page.gap().as_deref(), Some("1-3"));
@@ -245,7 +252,7 @@ async fn expired_entries_are_reported_as_an_exact_gap() {
     // New entries after the gap: the gap still names exactly the expired ids.
     let a = server.append(&entry(10)).await;
     let b = server.append(&entry(11)).await;
-    assert_eq!((a.id, b.id), (4, 5));
+    assert_eq!((a.id.get(), b.id.get()), (4, 5));
     let page = server.read(0, 100).await;
     assert_eq!(page.gap().as_deref(), Some("1-3"));
     assert_eq!(page.ids(), vec![4, 5]);
@@ -253,7 +260,11 @@ async fn expired_entries_are_reported_as_an_exact_gap() {
     assert_eq!((page.oldest(), page.newest()), (Some(4), Some(5)));
     let info = server.info().await;
     assert_eq!(
-        (info.oldest_id, info.newest_id, info.entries),
+        (
+            info.oldest_id.map(u64::from),
+            info.newest_id.map(u64::from),
+            info.entries
+        ),
         (Some(4), Some(5), 2)
     );
     assert_eq!((info.lifetime_s, info.min_lifetime_s), (2, 1));
@@ -378,7 +389,10 @@ async fn bad_inputs_get_typed_problems_and_the_server_keeps_serving() {
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(health.text().await.unwrap(), "ok\n");
     let info = server.info().await;
-    assert_eq!((info.oldest_id, info.newest_id), (Some(1), Some(1)));
+    assert_eq!(
+        (info.oldest_id.map(u64::from), info.newest_id.map(u64::from)),
+        (Some(1), Some(1))
+    );
     let second = stamped_entry(8, 2);
     assert_eq!(server.append(&second).await.id, 2);
     let stored = server.read_all().await;
@@ -406,7 +420,7 @@ async fn stamped_entry_is_accepted_and_unstamped_one_refused() {
 
     assert!(pow::solve(&mut e, bits, 0x0123_4567_89ab_cdef));
     let a = server.append(e.as_bytes()).await;
-    assert_eq!(a.id, 1);
+    assert_eq!(a.id.get(), 1);
     assert!(server.read(0, 10).await.records[0].2 == e.as_bytes());
 
     // The stamp is bound to the bytes: the same stamp on other bytes does not carry over.
@@ -443,13 +457,17 @@ async fn push_sends_hello_backlog_then_live_entries_in_order() {
     let hello: StreamHello = serde_json::from_str(&hello).unwrap();
     assert_eq!(hello.kind, "hello");
     assert_eq!(
-        (hello.oldest_id, hello.newest_id, hello.gap),
+        (
+            hello.oldest_id.map(u64::from),
+            hello.newest_id.map(u64::from),
+            hello.gap
+        ),
         (Some(1), Some(3), None)
     );
 
     for (id, bytes) in &sent {
         let (got_id, _, got) = next_frame(&mut ws).await;
-        assert_eq!(got_id, *id, "backlog in id order");
+        assert_eq!(*id, got_id, "backlog in id order");
         assert!(&got == bytes);
     }
 
@@ -458,7 +476,7 @@ async fn push_sends_hello_backlog_then_live_entries_in_order() {
     for tag in 10..15 {
         let bytes = entry(tag);
         let a = server.append(&bytes).await;
-        live.push((a.id, a.time, bytes));
+        live.push((a.id.get(), a.time, bytes));
     }
     for (id, time, bytes) in &live {
         let got = next_frame(&mut ws).await;
@@ -553,7 +571,7 @@ async fn stalled_subscriber_is_cut_loose_while_a_reading_one_gets_everything() {
             match msg.expect("a WebSocket message") {
                 Message::Binary(data) => {
                     for f in frames(&data, entry_len()) {
-                        ids.push(f.unwrap().id);
+                        ids.push(f.unwrap().id.get());
                     }
                     let _ = seen_tx.send(*ids.last().unwrap());
                 }
@@ -572,7 +590,7 @@ async fn stalled_subscriber_is_cut_loose_while_a_reading_one_gets_everything() {
 
     for tag in 1..=TOTAL {
         let a = server.append(&entry(tag)).await;
-        assert_eq!(a.id, tag);
+        assert_eq!(a.id.get(), tag);
         if tag % 32 == 0 {
             let mut rx = seen_rx.clone();
             tokio::time::timeout(WAIT, rx.wait_for(|&id| id >= tag))

@@ -48,16 +48,20 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
         let i = info(&http, u).await;
         assert_eq!(i.store, "jetstream", "{u}: {i:?}");
         assert_eq!(i.mirror_of, None);
-        assert_eq!(i.newest_id, None, "a fresh stream has assigned no id");
+        assert_eq!(
+            i.newest_id.map(u64::from),
+            None,
+            "a fresh stream has assigned no id"
+        );
     }
     let mut sub = Subscriber::connect(&u2, 0).await;
-    assert_eq!(sub.hello.newest_id, None);
+    assert_eq!(sub.hello.newest_id.map(u64::from), None);
 
     // One entry appended through F1 is read through F2, and pushed by F2.
     let first = random_entry();
     let a = append_ok(&http, &u1, &first).await;
-    assert_eq!(a.id, 1, "the stream sequence is the id, from 1");
-    let query = format!("after={}&limit=1", a.id - 1);
+    assert_eq!(a.id.get(), 1, "the stream sequence is the id, from 1");
+    let query = format!("after={}&limit=1", a.id.get() - 1);
     let through_f2 = wait_for("F2 serves the entry appended through F1", WAIT, || async {
         let records = read_page(&http, &u2, &query).await.records;
         (!records.is_empty()).then_some(records)
@@ -66,7 +70,7 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
     let through_f1 = read_page(&http, &u1, &query).await.records;
     assert_eq!(through_f2.len(), 1);
     let read = through_f2[0].clone();
-    assert_eq!((read.id, &read.entry), (a.id, &first));
+    assert_eq!((read.id, &read.entry), (a.id.get(), &first));
     assert_eq!(
         through_f1, through_f2,
         "both front ends serve the same id, time and bytes"
@@ -78,7 +82,7 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
     assert_eq!(sub.next().await, read, "F2 pushes what F1 appended");
 
     // Appends alternating between the front ends get strictly increasing, dense ids.
-    let mut appended = vec![(a.id, first)];
+    let mut appended = vec![(a.id.get(), first)];
     let mut times = vec![a.time];
     for i in 0..12 {
         let entry = random_entry();
@@ -86,11 +90,11 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
         let got = append_ok(&http, through, &entry).await;
         let prev = appended.last().unwrap().0;
         assert_eq!(
-            got.id,
+            got.id.get(),
             prev + 1,
             "append {i} through {through} after id {prev}"
         );
-        appended.push((got.id, entry));
+        appended.push((got.id.get(), entry));
         times.push(got.time);
     }
 
@@ -129,7 +133,11 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
     for u in [&u1, &u2] {
         let i = info(&http, u).await;
         assert_eq!(
-            (i.oldest_id, i.newest_id, i.entries),
+            (
+                i.oldest_id.map(u64::from),
+                i.newest_id.map(u64::from),
+                i.entries
+            ),
             (Some(1), Some(newest), newest)
         );
     }
@@ -153,10 +161,11 @@ async fn keep_appending(url: String, out: Arc<Mutex<Outcomes>>, stop: Arc<Atomic
         let entry = random_entry();
         match post_entry(&http, &url, &entry).await {
             Ok(res) if res.status() == StatusCode::CREATED => {
-                let a: deaddrop_proto::wire::Accepted = res.json().await.unwrap();
+                let a: deaddrop_api::Accepted = res.json().await.unwrap();
                 let mut o = out.lock().unwrap();
-                if o.acked.insert(a.id, entry).is_some() {
-                    o.unexpected.push(format!("id {} acknowledged twice", a.id));
+                if o.acked.insert(a.id.get(), entry).is_some() {
+                    o.unexpected
+                        .push(format!("id {} acknowledged twice", a.id.get()));
                 }
             }
             Ok(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => {
@@ -254,8 +263,8 @@ async fn acknowledged_appends_survive_a_nats_sigkill_and_front_ends_recover_by_t
             let entry = random_entry();
             let res = post_entry(&http, u, &entry).await.unwrap();
             if res.status() == StatusCode::CREATED {
-                let a: deaddrop_proto::wire::Accepted = res.json().await.unwrap();
-                return Some((a.id, entry));
+                let a: deaddrop_api::Accepted = res.json().await.unwrap();
+                return Some((a.id.get(), entry));
             }
             let status = res.status();
             let text = res.text().await.unwrap_or_default();

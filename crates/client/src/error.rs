@@ -1,6 +1,7 @@
 //! The client's errors. Each says what went wrong and what to do; the CLI prints the message and
 //! the hint (`{"error", "hint"}` with `--json`).
 
+use deaddrop_api::LedgerError;
 use thiserror::Error;
 
 /// Everything a client operation can fail with.
@@ -50,29 +51,10 @@ pub enum ClientError {
         /// This identity's suite.
         mine: String,
     },
-    /// The ledger cannot be reached.
-    #[error("the ledger at {url} is not reachable ({detail})")]
-    Unreachable {
-        /// The URL.
-        url: String,
-        /// What the HTTP layer said.
-        detail: String,
-    },
-    /// The ledger answered with an error.
-    #[error("the ledger at {url} refused: {status} {title}: {detail}")]
-    Ledger {
-        /// The URL.
-        url: String,
-        /// The HTTP status.
-        status: u16,
-        /// The problem type's last part.
-        reason: String,
-        /// The problem's title.
-        title: String,
-        /// The problem's detail.
-        detail: String,
-    },
-    /// The ledger's answer could not be understood.
+    /// The ledger could not be reached, refused, or answered something unexpected.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The ledger answered in a way this client cannot use (another entry size, ...).
     #[error("the ledger at {url} sent something unexpected: {detail}")]
     Protocol {
         /// The URL.
@@ -112,9 +94,15 @@ impl ClientError {
             ClientError::Input(_) => "see `deaddrop help`".into(),
             ClientError::Card(_) => "ask them for their card again (`deaddrop card` prints it) and paste all of it, in quotes".into(),
             ClientError::SuiteMismatch { .. } => "use a ledger of your identity's suite (--ledger URL), or make a new identity in another --home with `deaddrop init --suite ...`".into(),
-            ClientError::Unreachable { .. } => "is `deaddrop serve` running there? Check --ledger (or DEADDROP_LEDGER) and --proxy".into(),
-            ClientError::Ledger { reason, .. } if reason == "overloaded" || reason == "store-unavailable" || reason == "ledger-full" || reason == "timeout" => "the ledger is busy; try again in a little while".into(),
-            ClientError::Ledger { .. } => "this is probably a bug or a ledger of another version; see the detail above".into(),
+            ClientError::Ledger(e) => match e {
+                LedgerError::BadUrl { .. } => "check --ledger (or DEADDROP_LEDGER)".into(),
+                LedgerError::BadProxy { .. } => "check --proxy: socks5h://HOST:PORT, e.g. socks5h://127.0.0.1:9050 for Tor".into(),
+                LedgerError::Unreachable { .. } => "is `deaddrop serve` running there? Check --ledger (or DEADDROP_LEDGER) and --proxy".into(),
+                LedgerError::Refused { problem, .. } if problem.kind.is_transient() => "the ledger is busy; try again in a little while".into(),
+                LedgerError::Refused { .. } => "this is probably a bug or a ledger of another version; see the detail above".into(),
+                LedgerError::Protocol { .. } => "check that --ledger points at a deaddrop ledger of this version".into(),
+                _ => "see the message above".into(),
+            },
             ClientError::Protocol { .. } => "check that --ledger points at a deaddrop ledger of this version".into(),
             ClientError::Database(_) => "check the disk and the permissions of your --home; the database is deaddrop.sqlite3 there".into(),
             ClientError::Io { .. } => "check the path and its permissions".into(),

@@ -1,17 +1,29 @@
 //! The deaddrop client library: the identity at rest, contacts, messages and the sync position
-//! in one SQLite database per home ([`db`]), the ledger API over HTTP and WebSocket with an
-//! optional SOCKS5 proxy ([`net`]), trial decryption on all cores ([`scan`]), and the
-//! operations that tie them together ([`ops`]). The `deaddrop` binary is a thin layer over it.
-//! Depends only on `deaddrop-proto`, never on the server.
+//! in one SQLite database per home ([`db`]), trial decryption on all cores ([`scan`]), and the
+//! operations that tie them together ([`ops`]). The ledger is reached through
+//! `deaddrop-api`'s typed [`LedgerClient`] (HTTP and WebSocket, optionally through a SOCKS5
+//! proxy). The `deaddrop` binary is a thin layer over it. Depends on `deaddrop-proto` and
+//! `deaddrop-api`, never on the server.
 #![forbid(unsafe_code)]
 
+pub use deaddrop_api as api;
 pub use deaddrop_proto as proto;
 
 pub mod db;
 pub mod error;
 pub mod keystore;
-pub mod net;
 pub mod ops;
 pub mod scan;
 
+pub use deaddrop_api::LedgerClient;
 pub use error::ClientError;
+
+/// A client of the ledger at `url` (`http://host:port`), through `proxy` if one is given
+/// (`socks5h://` resolves names at the proxy, as Tor needs; `socks5://` locally).
+pub fn connect(url: &str, proxy: Option<&str>) -> Result<LedgerClient, ClientError> {
+    let options = deaddrop_api::ClientOptions {
+        proxy: proxy.map(str::to_string),
+        ..Default::default()
+    };
+    Ok(LedgerClient::new(url, &options)?)
+}

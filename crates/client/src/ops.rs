@@ -4,20 +4,18 @@
 //! watch (follow the push stream).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use deaddrop_api::client::retry;
+use deaddrop_api::{frames, Backoff, EntryId, Frame, Info, LedgerClient, ProblemKind, PushEvent};
 use deaddrop_proto::message::MessageId;
 use deaddrop_proto::rng::SystemRng;
-use deaddrop_proto::wire::CLOSE_LAGGED;
 use deaddrop_proto::{pow, seal_message_with_rng, Entry, Identity, PairKeys, Suite};
-use futures_util::StreamExt;
 use rand_core::RngCore;
 use rayon::prelude::*;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::db::{Db, FoundEntry, NewMessage};
 use crate::error::ClientError;
-use crate::net::{decode_frames, LedgerClient, Page};
 use crate::scan::scan_parallel;
 
 /// Milliseconds since the Unix epoch, now.
@@ -67,10 +65,7 @@ pub struct SyncReport {
 }
 
 /// Checks that the ledger carries `suite` and returns its info.
-pub async fn check_ledger(
-    ledger: &LedgerClient,
-    suite: Suite,
-) -> Result<deaddrop_proto::wire::Info, ClientError> {
+pub async fn check_ledger(ledger: &LedgerClient, suite: Suite) -> Result<Info, ClientError> {
     let info = ledger.info().await?;
     if info.suite != suite.name() {
         return Err(ClientError::SuiteMismatch {
@@ -94,11 +89,12 @@ pub async fn check_ledger(
 }
 
 fn retryable(e: &ClientError) -> bool {
-    match e {
-        ClientError::Unreachable { .. } => true,
-        ClientError::Ledger { status, .. } => *status >= 500 || *status == 429,
-        _ => false,
-    }
+    matches!(e, ClientError::Ledger(l) if l.is_transient())
+}
+
+/// The schedule of a send's retries: from 100 ms doubling up to 5 s, within `patience`.
+fn send_backoff(patience: Duration) -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5)).with_patience(patience)
 }
 
 /// How long a send waits for a ledger that cannot be reached at all before it starts: long enough
@@ -109,18 +105,11 @@ pub const CONNECT_PATIENCE: Duration = Duration::from_secs(15);
 pub async fn check_ledger_patiently(
     ledger: &LedgerClient,
     suite: Suite,
-) -> Result<deaddrop_proto::wire::Info, ClientError> {
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match check_ledger(ledger, suite).await {
-            Err(e) if retryable(&e) && started.elapsed() + backoff <= CONNECT_PATIENCE => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
+) -> Result<Info, ClientError> {
+    retry(send_backoff(CONNECT_PATIENCE), retryable, || {
+        check_ledger(ledger, suite)
+    })
+    .await
 }
 
 /// Seals `text` to contact `name`, records it, and appends every part.
@@ -208,29 +197,27 @@ pub async fn flush_outbox(
     stamp_all(&mut entries, bits)?;
     let mut ids = Vec::with_capacity(entries.len());
     for (item, entry) in pending.iter().zip(entries.iter_mut()) {
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = send_backoff(SEND_PATIENCE);
         loop {
             match ledger.append(entry.as_bytes().to_vec()).await {
                 Ok(a) => {
-                    db.outbox_sent(item.id, a.id)?;
-                    ids.push(a.id);
+                    db.outbox_sent(item.id, a.id.get())?;
+                    ids.push(a.id.get());
                     break;
                 }
-                Err(ClientError::Ledger { reason, .. })
-                    if reason == "pow-insufficient" && started.elapsed() < SEND_PATIENCE =>
+                Err(e)
+                    if e.problem() == Some(&ProblemKind::PowInsufficient)
+                        && !backoff.exhausted() =>
                 {
                     bits = check_ledger_patiently(ledger, suite).await?.pow_bits;
                     stamp_all(std::slice::from_mut(entry), bits)?;
                 }
-                Err(e) if retryable(&e) => {
-                    if started.elapsed() + backoff > SEND_PATIENCE {
-                        return Err(e);
+                Err(e) if e.is_transient() => {
+                    if !backoff.wait().await {
+                        return Err(e.into());
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -258,19 +245,21 @@ pub async fn sync(
     let accepted = db.accepted_checks(now_ms())?;
     let fetch = |after: u64| {
         let l = ledger.clone();
-        tokio::spawn(async move { l.read(after, limit).await })
+        tokio::spawn(async move { l.read(EntryId(after), limit).await })
     };
     let mut next = Some(fetch(report.last_id));
     while let Some(pending) = next.take() {
-        let page: Page = pending
+        let page = pending
             .await
             .map_err(|e| ClientError::Proto(format!("read task failed: {e}")))??;
-        let frames = decode_frames(&page.body, entry_len)?;
+        let next_after = page.meta.next_after.get();
+        let frames = decode_frames(ledger, &page.body, entry_len)?;
         let full = frames.len() >= limit;
         if full {
-            next = Some(fetch(page.next_after));
+            next = Some(fetch(next_after));
         }
-        if let Some((a, b)) = page.gap {
+        if let Some(g) = page.meta.gap {
+            let (a, b) = (g.first().get(), g.last().get());
             report.gap = Some(match report.gap {
                 Some((a0, b0)) => (a0.min(a), b0.max(b)),
                 None => (a, b),
@@ -278,11 +267,11 @@ pub async fn sync(
         }
         let mut entries = Vec::with_capacity(frames.len());
         let mut meta = Vec::with_capacity(frames.len());
-        for (id, time, bytes) in &frames {
+        for f in &frames {
             // A frame of the wrong size cannot be an entry of ours; skip it rather than stop.
-            if let Ok(e) = Entry::parse(suite, bytes) {
+            if let Ok(e) = Entry::parse(suite, f.entry) {
                 entries.push(e);
-                meta.push((*id, *time));
+                meta.push((f.id.get(), f.time_ms));
             }
         }
         let found = scan_parallel(me, &accepted, &book, &entries);
@@ -294,14 +283,14 @@ pub async fn sync(
                 opened,
             })
             .collect();
-        let stats = db.apply_batch(&url, page.next_after, found)?;
+        let stats = db.apply_batch(&url, next_after, found)?;
         report.scanned += frames.len() as u64;
         report.messages += stats.messages;
         report.requests += stats.requests;
         report.rejected += stats.rejected;
         report.duplicates += stats.duplicates;
         report.new.extend(stats.new);
-        report.last_id = report.last_id.max(page.next_after);
+        report.last_id = report.last_id.max(next_after);
         progress(&report);
     }
     Ok(report)
@@ -337,7 +326,7 @@ pub async fn watch(
     let suite = me.suite();
     let entry_len = suite.layout().entry_len;
     let url = ledger.url().to_string();
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         let session = async {
             let r = sync(db, ledger, &me, |_| {}).await?;
@@ -348,28 +337,23 @@ pub async fn watch(
                 on_event(WatchEvent::Message(m));
             }
             let mut cursor = r.last_id;
-            let mut ws = ledger.stream(cursor).await?;
+            let mut stream = ledger.stream(EntryId(cursor)).await?;
             on_event(WatchEvent::Listening { last_id: cursor });
             let book = db.book()?;
             let accepted = db.accepted_checks(now_ms())?;
-            while let Some(msg) = ws.next().await {
-                let msg = msg.map_err(|e| ClientError::Unreachable {
-                    url: url.clone(),
-                    detail: e.to_string(),
-                })?;
-                match msg {
-                    Message::Binary(data) => {
-                        let frames = decode_frames(&data, entry_len)?;
+            while let Some(event) = stream.next().await {
+                match event? {
+                    PushEvent::Frames(data) => {
                         let mut found = Vec::new();
                         let mut last = cursor;
-                        for (id, time, bytes) in frames {
-                            last = last.max(id);
-                            if let Ok(e) = Entry::parse(suite, bytes) {
+                        for f in decode_frames(ledger, &data, entry_len)? {
+                            last = last.max(f.id.get());
+                            if let Ok(e) = Entry::parse(suite, f.entry) {
                                 let opened = deaddrop_proto::open(&me, &accepted, &book, &e);
                                 if opened.is_for_me() {
                                     found.push(FoundEntry {
-                                        id,
-                                        time_ms: time,
+                                        id: f.id.get(),
+                                        time_ms: f.time_ms,
                                         opened,
                                     });
                                 }
@@ -381,17 +365,14 @@ pub async fn watch(
                             on_event(WatchEvent::Message(m));
                         }
                     }
-                    Message::Close(frame) => {
-                        let lagged = frame
-                            .as_ref()
-                            .is_some_and(|f| u16::from(f.code) == CLOSE_LAGGED);
+                    PushEvent::Closed { lagged, .. } => {
                         return Ok::<_, ClientError>(if lagged {
                             "fell behind; catching up".to_string()
                         } else {
                             "the ledger closed the stream".to_string()
                         });
                     }
-                    _ => {}
+                    PushEvent::Hello(_) => {}
                 }
             }
             Ok("the stream ended".to_string())
@@ -402,19 +383,35 @@ pub async fn watch(
         };
         let why = match outcome {
             Ok(why) => {
-                backoff = Duration::from_millis(250);
+                backoff.reset();
                 why
             }
-            Err(e @ (ClientError::Unreachable { .. } | ClientError::Ledger { .. })) => {
+            Err(ClientError::Ledger(e)) if e.is_transient() || e.problem().is_some() => {
                 e.to_string()
             }
             Err(e) => return Err(e),
         };
-        on_event(WatchEvent::Reconnecting(backoff, why));
+        // Without patience the schedule never ends.
+        let delay = backoff.next_delay().unwrap_or(Duration::from_secs(30));
+        on_event(WatchEvent::Reconnecting(delay, why));
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(delay) => {}
             _ = &mut stop => return Ok(()),
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// The frames of a page or push message, refusing frames longer than `entry_len`: a ledger that
+/// sends such is not speaking this protocol.
+fn decode_frames<'a>(
+    ledger: &LedgerClient,
+    data: &'a [u8],
+    entry_len: usize,
+) -> Result<Vec<Frame<'a>>, ClientError> {
+    frames(data, entry_len)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::Protocol {
+            url: ledger.url().to_string(),
+            detail: e.to_string(),
+        })
 }

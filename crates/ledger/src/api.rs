@@ -15,9 +15,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use deaddrop_proto::wire::{
-    Frame, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE, FRAME_HEADER_LEN, HEADER_GAP,
-    HEADER_NEWEST, HEADER_NEXT_AFTER, HEADER_OLDEST, HEADER_POW_BITS,
+use deaddrop_api::header::{ENTRY_MEDIA_TYPE, POW_BITS};
+use deaddrop_api::{
+    path, EntryId, Frame, IdRange, PageMeta, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE,
+    FRAME_HEADER_LEN,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, Semaphore};
@@ -29,11 +30,11 @@ use crate::problem::ApiError;
 pub fn router(ledger: Arc<Ledger>) -> Router {
     let inflight = Arc::new(Semaphore::new(ledger.config().max_inflight));
     Router::new()
-        .route("/v1/info", get(info))
-        .route("/v1/entries", get(read).post(append))
-        .route("/v1/stream", get(stream))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(path::INFO, get(info))
+        .route(path::ENTRIES, get(read).post(append))
+        .route(path::STREAM, get(stream))
+        .route(path::HEALTHZ, get(healthz))
+        .route(path::METRICS, get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -54,7 +55,7 @@ async fn limit(
         ledger.count_rejection(&e);
         return e.into_response();
     };
-    let is_stream = req.uri().path() == "/v1/stream";
+    let is_stream = req.uri().path() == path::STREAM;
     if is_stream {
         // The upgrade response returns at once; the stream itself is bounded by the
         // subscriber limit, not by the request timeout.
@@ -85,10 +86,8 @@ async fn metrics(State(ledger): State<Arc<Ledger>>) -> Response {
 
 async fn info(State(ledger): State<Arc<Ledger>>) -> Response {
     let mut res = Json(ledger.info()).into_response();
-    res.headers_mut().insert(
-        HEADER_POW_BITS,
-        HeaderValue::from(u16::from(ledger.pow_bits())),
-    );
+    res.headers_mut()
+        .insert(POW_BITS, HeaderValue::from(u16::from(ledger.pow_bits())));
     res
 }
 
@@ -118,7 +117,7 @@ async fn append(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = ctype.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/octet-stream") {
+    if !essence.eq_ignore_ascii_case(ENTRY_MEDIA_TYPE) {
         let e = ApiError::media_type();
         ledger.count_rejection(&e);
         return Err(e);
@@ -138,8 +137,8 @@ async fn append(
     let mut res = (StatusCode::CREATED, Json(accepted)).into_response();
     res.headers_mut().insert(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/v1/entries?after={}&limit=1", accepted.id - 1))
-            .unwrap_or(HeaderValue::from_static("/v1/entries")),
+        HeaderValue::from_str(&path::location(accepted.id))
+            .unwrap_or(HeaderValue::from_static(path::ENTRIES)),
     );
     Ok(res)
 }
@@ -187,17 +186,27 @@ async fn read(
     let mut body = Vec::with_capacity(page.records.len() * (FRAME_HEADER_LEN + entry_len));
     for r in &page.records {
         Frame {
-            id: r.id,
+            id: EntryId(r.id),
             time_ms: r.time_ms,
             entry: &r.entry,
         }
         .encode(&mut body);
     }
-    let next_after = page
-        .records
-        .last()
-        .map_or(after, |r| r.id)
-        .max(page.gap.map_or(0, |g| g.1));
+    let gap = page
+        .gap
+        .and_then(|(a, b)| IdRange::new(EntryId(a), EntryId(b)));
+    let meta = PageMeta {
+        next_after: EntryId(
+            page.records
+                .last()
+                .map_or(after, |r| r.id)
+                .max(gap.map_or(0, |g| g.last().get())),
+        ),
+        oldest: page.oldest.map(EntryId),
+        newest: page.newest.map(EntryId),
+        gap,
+        pow_bits: Some(ledger.pow_bits()),
+    };
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(
@@ -205,22 +214,7 @@ async fn read(
         HeaderValue::from_static(ENTRIES_MEDIA_TYPE),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(HEADER_NEXT_AFTER, HeaderValue::from(next_after));
-    h.insert(
-        HEADER_POW_BITS,
-        HeaderValue::from(u16::from(ledger.pow_bits())),
-    );
-    if let Some(o) = page.oldest {
-        h.insert(HEADER_OLDEST, HeaderValue::from(o));
-    }
-    if let Some(n) = page.newest {
-        h.insert(HEADER_NEWEST, HeaderValue::from(n));
-    }
-    if let Some((a, b)) = page.gap {
-        if let Ok(v) = HeaderValue::from_str(&format!("{a}-{b}")) {
-            h.insert(HEADER_GAP, v);
-        }
-    }
+    meta.write_headers(h);
     Ok(res)
 }
 
@@ -274,12 +268,12 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
             Err(_) => return,
         };
         if first {
-            let hello = StreamHello {
-                kind: "hello".into(),
-                oldest_id: page.oldest,
-                newest_id: page.newest,
-                gap: page.gap.map(|(a, b)| [a, b]),
-            };
+            let hello = StreamHello::new(
+                page.oldest.map(EntryId),
+                page.newest.map(EntryId),
+                page.gap
+                    .and_then(|(a, b)| IdRange::new(EntryId(a), EntryId(b))),
+            );
             let text = serde_json::to_string(&hello).unwrap_or_default();
             if !deliver(&mut tx, Message::Text(text.into())).await {
                 return;
@@ -337,7 +331,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     ledger.metrics.lagged.inc();
-                    let reason = format!("lagged: read /v1/entries?after={cursor} and reconnect");
+                    let reason = format!("lagged: read {} and reconnect", path::read(EntryId(cursor), ledger.config().max_page));
                     let _ = deliver(&mut tx, Message::Close(Some(CloseFrame { code: CLOSE_LAGGED, reason: reason.into() }))).await;
                     return;
                 }

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use deaddrop_proto::wire::{Accepted, Info};
+use deaddrop_api::{Accepted, EntryId, Frame, Info};
 use deaddrop_proto::{pow, Entry, PROTOCOL};
 use tokio::sync::{broadcast, watch, Semaphore};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::policy::{DifficultyPolicy, LifetimePolicy};
 use crate::problem::ApiError;
@@ -35,14 +35,14 @@ pub struct Pushed {
 
 /// Encodes a record as a frame.
 pub fn encode_frame(r: &Record) -> Bytes {
-    let mut buf = Vec::with_capacity(deaddrop_proto::wire::FRAME_HEADER_LEN + r.entry.len());
-    deaddrop_proto::wire::Frame {
-        id: r.id,
-        time_ms: r.time_ms,
-        entry: &r.entry,
-    }
-    .encode(&mut buf);
-    Bytes::from(buf)
+    Bytes::from(
+        Frame {
+            id: EntryId(r.id),
+            time_ms: r.time_ms,
+            entry: &r.entry,
+        }
+        .to_vec(),
+    )
 }
 
 /// One page of a read.
@@ -87,8 +87,9 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// A ledger over `store`.
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Ledger> {
+    /// A ledger over `store` (call from inside a tokio runtime: a store may feed pushes from a
+    /// task). Fails when `config` breaks a rule of [`Config::validate`].
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Arc<Ledger>, ConfigError> {
         Self::build(config, store, None)
     }
 
@@ -98,7 +99,7 @@ impl Ledger {
         config: Config,
         store: Arc<dyn Store>,
         upstream: crate::mirror::Upstream,
-    ) -> Arc<Ledger> {
+    ) -> Result<Arc<Ledger>, ConfigError> {
         Self::build(config, store, Some(Arc::new(upstream)))
     }
 
@@ -106,11 +107,12 @@ impl Ledger {
         config: Config,
         store: Arc<dyn Store>,
         upstream: Option<Arc<crate::mirror::Upstream>>,
-    ) -> Arc<Ledger> {
+    ) -> Result<Arc<Ledger>, ConfigError> {
+        config.validate()?;
         let lifetime = LifetimePolicy::new(config.lifetime, config.min_lifetime, config.max_bytes);
         let difficulty =
             DifficultyPolicy::new(config.pow_bits, config.pow_max_bits, config.pow_rate);
-        let (feed, _) = broadcast::channel(config.subscriber_buffer.max(16));
+        let (feed, _) = broadcast::channel(config.subscriber_buffer);
         let store_feeds = if let Some(up) = &upstream {
             tokio::spawn(crate::mirror::follow(
                 up.clone(),
@@ -122,7 +124,7 @@ impl Ledger {
         } else {
             store.spawn_feed(feed.clone())
         };
-        let (frames, _) = broadcast::channel(config.subscriber_buffer.max(16));
+        let (frames, _) = broadcast::channel(config.subscriber_buffer);
         let ledger = Ledger {
             frames,
             store_feeds,
@@ -145,7 +147,7 @@ impl Ledger {
             config,
         };
         ledger.update_gauges();
-        Arc::new(ledger)
+        Ok(Arc::new(ledger))
     }
 
     /// The settings.
@@ -225,7 +227,7 @@ impl Ledger {
             .append_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(Accepted {
-            id: a.id,
+            id: EntryId(a.id),
             time: a.time_ms,
             expires_at: a
                 .time_ms
@@ -234,13 +236,13 @@ impl Ledger {
     }
 
     fn reject(&self, e: ApiError) -> ApiError {
-        self.metrics.reject(e.reason);
+        self.metrics.reject(e.label());
         e
     }
 
     /// Counts a refusal decided outside the core (bad query, wrong method, ...).
     pub fn count_rejection(&self, e: &ApiError) {
-        self.metrics.reject(e.reason);
+        self.metrics.reject(e.label());
     }
 
     /// Up to `limit` entries after `after`, and the gap if entries after it expired unread.
@@ -275,13 +277,13 @@ impl Ledger {
         })
     }
 
-    /// `GET /v1/info`.
+    /// What the ledger tells about itself ([`Info`]).
     pub fn info(&self) -> Info {
         let b = self.store.bounds();
         let up = self.upstream.as_ref().map(|u| u.state());
         let upstream_info = up.as_ref().and_then(|s| s.info.clone());
         Info {
-            upstream_newest_id: up.as_ref().and_then(|s| s.newest),
+            upstream_newest_id: up.as_ref().and_then(|s| s.newest).map(EntryId),
             behind: up
                 .as_ref()
                 .map(|s| s.newest.unwrap_or(0).saturating_sub(b.newest.unwrap_or(0))),
@@ -296,8 +298,8 @@ impl Ledger {
             pow_bits: upstream_info
                 .as_ref()
                 .map_or(self.pow_bits(), |i| i.pow_bits),
-            oldest_id: b.oldest,
-            newest_id: b.newest,
+            oldest_id: b.oldest.map(EntryId),
+            newest_id: b.newest.map(EntryId),
             entries: b.held(),
             max_page: self.config.max_page,
             store: self.store.kind().to_string(),

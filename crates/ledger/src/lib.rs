@@ -17,7 +17,7 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
-pub use config::Config;
+pub use config::{Config, ConfigError, ServeConfig, Settings, StoreChoice};
 pub use deaddrop_proto as proto;
 pub use ledger::Ledger;
 

@@ -8,17 +8,21 @@
 //! push stream; on any disconnect it reads again from its newest id, so a mirror that was down
 //! catches up by itself. Ids the upstream expired before the mirror saw them are simply absent,
 //! so the mirror's readers are told about them as a gap, as the upstream's would be.
+//!
+//! The upstream is reached with the same [`LedgerClient`] every other client uses.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use deaddrop_proto::wire::{self, Accepted, Info, Problem, HEADER_NEWEST, HEADER_NEXT_AFTER};
-use futures_util::StreamExt;
-use tokio_tungstenite::tungstenite::Message;
+use deaddrop_api::{
+    frames, Accepted, Backoff, ClientOptions, EntryId, FrameError, Info, LedgerClient, LedgerError,
+    PushEvent,
+};
+use thiserror::Error;
 
 use crate::problem::ApiError;
-use crate::store::{Record, Store};
+use crate::store::{Record, Store, StoreError};
 
 /// What the mirror knows of its upstream.
 #[derive(Clone, Debug, Default)]
@@ -31,38 +35,53 @@ pub struct UpstreamState {
     pub connected: bool,
 }
 
+/// Why following the upstream stopped for a moment (it is retried).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FollowError {
+    /// The upstream could not be read or refused.
+    #[error(transparent)]
+    Upstream(#[from] LedgerError),
+    /// The upstream sent frames that cannot be read.
+    #[error("the upstream sent bad frames: {0}")]
+    Frames(#[from] FrameError),
+    /// The mirror's own store failed.
+    #[error("the mirror's store failed: {0}")]
+    Store(#[from] StoreError),
+    /// The push stream closed.
+    #[error("the upstream closed the stream: {0}")]
+    Closed(String),
+}
+
 /// The upstream of a mirror.
 pub struct Upstream {
-    url: String,
-    http: reqwest::Client,
+    client: LedgerClient,
     state: Mutex<UpstreamState>,
 }
 
+/// The most entries the follower asks for in one read.
+const CATCH_UP_PAGE: usize = 1024;
+
 impl Upstream {
     /// An upstream at `url` (`http://host:port`).
-    pub fn new(url: &str) -> Result<Upstream, String> {
-        let url = url.trim().trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!(
-                "--mirror-of `{url}` must be an http:// or https:// URL"
-            ));
-        }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Upstream {
+    pub fn new(url: &str) -> Result<Upstream, LedgerError> {
+        let client = LedgerClient::new(
             url,
-            http,
+            &ClientOptions {
+                proxy: None,
+                connect_timeout: Duration::from_secs(5),
+                timeout: Duration::from_secs(60),
+            },
+        )?;
+        Ok(Upstream {
+            client,
             state: Mutex::new(UpstreamState::default()),
         })
     }
 
     /// The upstream's URL.
     pub fn url(&self) -> &str {
-        &self.url
+        self.client.url()
     }
 
     /// What is known of the upstream now.
@@ -74,51 +93,29 @@ impl Upstream {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    fn saw_newest(&self, newest: Option<EntryId>) {
+        let newest = newest.map(u64::from);
+        self.update(|s| s.newest = newest.max(s.newest));
+    }
+
     /// Forwards an append and returns the upstream's answer.
     pub async fn forward(&self, body: Bytes) -> Result<Accepted, ApiError> {
-        let res = self
-            .http
-            .post(format!("{}/v1/entries", self.url))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                ApiError::store(format!(
-                    "this mirror could not reach its upstream {}: {e}; retry",
-                    self.url
-                ))
-            })?;
-        let status = res.status();
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| ApiError::store(format!("the upstream's answer broke off: {e}; retry")))?;
-        if status == reqwest::StatusCode::CREATED {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::store(format!("the upstream's answer is not understood: {e}"))
-            });
-        }
-        match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(p) => Err(ApiError::forwarded(p)),
-            Err(_) => Err(ApiError::store(format!(
-                "the upstream answered {status}; retry"
-            ))),
-        }
+        self.client.append(body).await.map_err(|e| match e {
+            LedgerError::Refused { problem, .. } => ApiError::forwarded(problem),
+            LedgerError::Unreachable { detail, .. } => ApiError::store(format!(
+                "this mirror could not reach its upstream {}: {detail}; retry",
+                self.url()
+            )),
+            other => ApiError::store(format!(
+                "the upstream's answer is not understood: {other}; retry"
+            )),
+        })
     }
 
     async fn fetch_info(&self) -> Option<Info> {
-        let res = self
-            .http
-            .get(format!("{}/v1/info", self.url))
-            .send()
-            .await
-            .ok()?;
-        let info: Info = serde_json::from_slice(&res.bytes().await.ok()?).ok()?;
-        self.update(|s| {
-            s.newest = info.newest_id.max(s.newest);
-            s.info = Some(info.clone());
-        });
+        let info = self.client.info().await.ok()?;
+        self.saw_newest(info.newest_id);
+        self.update(|s| s.info = Some(info.clone()));
         Some(info)
     }
 }
@@ -139,17 +136,16 @@ pub async fn follow(
             }
         })
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         match follow_once(&upstream, &store, &feed, entry_len).await {
-            Ok(()) => backoff = Duration::from_millis(100),
+            Ok(()) => backoff.reset(),
             Err(e) => {
-                tracing::warn!(upstream = %upstream.url, error = %e, "following the upstream failed; retrying")
+                tracing::warn!(upstream = %upstream.url(), error = %e, "following the upstream failed; retrying")
             }
         }
         upstream.update(|s| s.connected = false);
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
         if info_task.is_finished() {
             return;
         }
@@ -159,30 +155,26 @@ pub async fn follow(
 async fn store_records(
     store: &Arc<dyn Store>,
     feed: &tokio::sync::broadcast::Sender<Record>,
-    frames: &[u8],
+    data: &[u8],
     entry_len: usize,
-) -> Result<u64, String> {
+) -> Result<u64, FollowError> {
     let newest = store.bounds().newest;
     let mut records = Vec::new();
-    for f in wire::frames(frames, entry_len) {
-        let f = f.map_err(|e| e.to_string())?;
-        if newest.is_some_and(|n| f.id <= n)
-            || records.last().is_some_and(|r: &Record| f.id <= r.id)
-        {
+    for f in frames(data, entry_len) {
+        let f = f?;
+        let id = f.id.get();
+        if newest.is_some_and(|n| id <= n) || records.last().is_some_and(|r: &Record| id <= r.id) {
             continue;
         }
         records.push(Record {
-            id: f.id,
+            id,
             time_ms: f.time_ms,
             entry: Bytes::copy_from_slice(f.entry),
         });
     }
     let n = records.len() as u64;
     // One batch, one sync; then the mirror's own subscribers get them, in order.
-    store
-        .insert_many(records.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    store.insert_many(records.clone()).await?;
     for r in records {
         let _ = feed.send(r);
     }
@@ -194,59 +186,35 @@ async fn follow_once(
     store: &Arc<dyn Store>,
     feed: &tokio::sync::broadcast::Sender<Record>,
     entry_len: usize,
-) -> Result<(), String> {
+) -> Result<(), FollowError> {
     // Catch up by reading.
     loop {
-        let after = store.bounds().newest.unwrap_or(0);
-        let res = up
-            .http
-            .get(format!("{}/v1/entries?after={after}&limit=1024", up.url))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !res.status().is_success() {
-            return Err(format!("reading answered {}", res.status()));
-        }
-        let header = |name: &str| {
-            res.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        let newest = header(HEADER_NEWEST);
-        let next_after = header(HEADER_NEXT_AFTER).unwrap_or(after);
-        up.update(|s| s.newest = newest.max(s.newest));
-        let body = res.bytes().await.map_err(|e| e.to_string())?;
-        let n = store_records(store, feed, &body, entry_len).await?;
-        if n == 0 && next_after <= after || body.is_empty() {
+        let after = EntryId(store.bounds().newest.unwrap_or(0));
+        let page = up.client.read(after, CATCH_UP_PAGE).await?;
+        up.saw_newest(page.meta.newest);
+        let n = store_records(store, feed, &page.body, entry_len).await?;
+        let next_after = page.meta.next_after;
+        if n == 0 && next_after <= after || page.body.is_empty() {
             break;
         }
-        if newest.is_some_and(|nw| next_after >= nw) {
+        if page.meta.newest.is_some_and(|nw| next_after >= nw) {
             break;
         }
     }
     // Then listen.
-    let after = store.bounds().newest.unwrap_or(0);
-    let ws_url = format!(
-        "{}/v1/stream?after={after}",
-        up.url.replacen("http", "ws", 1)
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-        .await
-        .map_err(|e| e.to_string())?;
+    let after = EntryId(store.bounds().newest.unwrap_or(0));
+    let mut stream = up.client.stream(after).await?;
     up.update(|s| s.connected = true);
-    while let Some(msg) = ws.next().await {
-        match msg.map_err(|e| e.to_string())? {
-            Message::Binary(data) => {
+    while let Some(event) = stream.next().await {
+        match event? {
+            PushEvent::Frames(data) => {
                 store_records(store, feed, &data, entry_len).await?;
                 let newest = store.bounds().newest;
                 up.update(|s| s.newest = newest.max(s.newest));
             }
-            Message::Close(frame) => {
-                return Err(format!("the upstream closed the stream: {frame:?}"))
-            }
-            _ => {}
+            PushEvent::Closed { reason, .. } => return Err(FollowError::Closed(reason)),
+            PushEvent::Hello(_) => {}
         }
     }
-    Err("the upstream's stream ended".into())
+    Err(FollowError::Closed("the stream ended".into()))
 }

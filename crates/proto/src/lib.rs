@@ -23,7 +23,6 @@ pub mod rng;
 pub mod seal;
 pub mod secret;
 pub mod suite;
-pub mod wire;
 
 pub use address::{Address, Fingerprint};
 pub use card::{CheckString, ContactCard};

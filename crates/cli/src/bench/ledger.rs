@@ -45,6 +45,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
 use clap::Args;
+use deaddrop_api::header::NEXT_AFTER as HEADER_NEXT_AFTER;
+use deaddrop_api::{frames, StreamHello};
 use deaddrop_ledger::ledger::now_ms;
 use deaddrop_ledger::mirror::Upstream;
 use deaddrop_ledger::store::jetstream::{JetStreamConfig, JetStreamStore};
@@ -52,7 +54,6 @@ use deaddrop_ledger::store::log::LogStore;
 use deaddrop_ledger::store::memory::MemoryStore;
 use deaddrop_ledger::store::Store;
 use deaddrop_ledger::{Config, Ledger};
-use deaddrop_proto::wire::{frames, StreamHello, HEADER_NEXT_AFTER};
 use deaddrop_proto::Suite;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -430,7 +431,7 @@ impl BenchServer {
 
     /// A ledger on `store`.
     async fn start_with(store: Arc<dyn Store>, args: &LedgerArgs) -> anyhow::Result<Self> {
-        let ledger = Ledger::new(bench_config(args), store);
+        let ledger = Ledger::new(bench_config(args), store)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("cannot listen on 127.0.0.1")?;
@@ -767,10 +768,10 @@ async fn read_all(
                 for frame in frames(&body, entry_len) {
                     let frame = frame?;
                     ensure!(
-                        frame.id > after && frame.entry.len() == entry_len,
+                        frame.id.get() > after && frame.entry.len() == entry_len,
                         "a page holds a frame out of order or of the wrong size"
                     );
-                    after = frame.id;
+                    after = frame.id.get();
                     n += 1;
                 }
                 if n == 0 {
@@ -1373,7 +1374,7 @@ fn mirror_catchup(
         .context("cannot create a temporary directory for the mirror")?;
     let caught_up = mirror_rt.block_on(async {
         let store: Arc<dyn Store> = Arc::new(open_log(mirror_dir.path())?);
-        let upstream = Upstream::new(&central_url).map_err(anyhow::Error::msg)?;
+        let upstream = Upstream::new(&central_url)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("cannot listen on 127.0.0.1")?;
@@ -1381,7 +1382,7 @@ fn mirror_catchup(
             .local_addr()
             .context("reading the mirror's address")?;
         let started = Instant::now();
-        let ledger = Ledger::mirror(bench_config(args), store, upstream);
+        let ledger = Ledger::mirror(bench_config(args), store, upstream)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(deaddrop_ledger::run(listener, ledger.clone(), async move {
             let _ = stopped.await;

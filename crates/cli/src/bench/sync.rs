@@ -31,7 +31,6 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use deaddrop_client::db::Db;
 use deaddrop_client::keystore;
-use deaddrop_client::net::LedgerClient;
 use deaddrop_client::ops;
 use deaddrop_client::scan::scan_parallel;
 use deaddrop_ledger::store::log::LogStore;
@@ -172,7 +171,7 @@ pub fn run(global: Global, args: SyncArgs) -> anyhow::Result<()> {
         max_bytes: 1 << 42,
         ..Config::default()
     };
-    let ledger = Ledger::new(config, store.clone());
+    let ledger = Ledger::new(config, store.clone())?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .context("cannot listen on 127.0.0.1")?;
@@ -181,7 +180,7 @@ pub fn run(global: Global, args: SyncArgs) -> anyhow::Result<()> {
     let server = rt.spawn(deaddrop_ledger::run(listener, ledger, async move {
         let _ = stopped.await;
     }));
-    let client = LedgerClient::new(&format!("http://{addr}"), None)?;
+    let client = deaddrop_client::connect(&format!("http://{addr}"), None)?;
 
     // Sync and scan take turns, round by round, and the best round of each counts: another
     // process that takes a core for a while (this machine may be shared) then weighs on

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use deaddrop_client::net::LedgerClient;
 use deaddrop_proto::rng::SystemRng;
 use rand_core::RngCore;
 use serde::de::DeserializeOwned;
@@ -534,11 +533,17 @@ pub fn append_entries(url: &str, entries: Vec<Vec<u8>>, concurrency: usize) -> V
         .enable_all()
         .build()
         .expect("a runtime");
-    let ledger = LedgerClient::new(url, None).expect("a ledger client");
+    let ledger = deaddrop_client::connect(url, None).expect("a ledger client");
     rt.block_on(async {
         futures_util::stream::iter(entries.into_iter().map(|e| {
             let l = ledger.clone();
-            async move { l.append(e).await.expect("the ledger accepts the entry").id }
+            async move {
+                l.append(e)
+                    .await
+                    .expect("the ledger accepts the entry")
+                    .id
+                    .get()
+            }
         }))
         .buffered(concurrency)
         .collect::<Vec<u64>>()
@@ -778,8 +783,9 @@ pub fn newest_id(url: &str) -> Option<u64> {
         .enable_all()
         .build()
         .expect("a runtime");
-    let ledger = LedgerClient::new(url, None).expect("a ledger client");
+    let ledger = deaddrop_client::connect(url, None).expect("a ledger client");
     rt.block_on(ledger.info())
         .expect("the ledger answers")
         .newest_id
+        .map(|id| id.get())
 }

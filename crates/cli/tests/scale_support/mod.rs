@@ -14,10 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use deaddrop_proto::wire::{
-    frames, Accepted, Info, Problem, StreamHello, HEADER_GAP, HEADER_NEWEST, HEADER_NEXT_AFTER,
-    HEADER_OLDEST,
+use deaddrop_api::header::{
+    GAP as HEADER_GAP, NEWEST as HEADER_NEWEST, NEXT_AFTER as HEADER_NEXT_AFTER,
+    OLDEST as HEADER_OLDEST,
 };
+use deaddrop_api::{frames, Accepted, Info, Problem, StreamHello};
 use deaddrop_proto::Suite;
 use futures_util::StreamExt;
 use rand_core::{OsRng, TryRngCore};
@@ -499,7 +500,11 @@ pub async fn expect_problem(
     );
     let p: Problem = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{text:?} is not a problem document: {e}"));
-    assert_eq!(p.kind, format!("urn:deaddrop:problem:{kind}"), "{p:?}");
+    assert_eq!(
+        p.kind.uri(),
+        format!("urn:deaddrop:problem:{kind}"),
+        "{p:?}"
+    );
     assert_eq!(p.status, status.as_u16());
     (p, headers)
 }
@@ -534,7 +539,7 @@ pub fn parse_frames(data: &[u8]) -> Vec<Rec> {
         .map(|f| {
             let f = f.expect("well-formed frames");
             Rec {
-                id: f.id,
+                id: f.id.get(),
                 time_ms: f.time_ms,
                 entry: f.entry.to_vec(),
             }

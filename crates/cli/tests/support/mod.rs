@@ -14,9 +14,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use deaddrop_proto::wire::{
-    frames, Accepted, Info, Problem, HEADER_GAP, HEADER_NEWEST, HEADER_NEXT_AFTER, HEADER_OLDEST,
+use deaddrop_api::header::{
+    GAP as HEADER_GAP, NEWEST as HEADER_NEWEST, NEXT_AFTER as HEADER_NEXT_AFTER,
+    OLDEST as HEADER_OLDEST,
 };
+use deaddrop_api::{frames, Accepted, Info, Problem};
 use deaddrop_proto::Suite;
 use reqwest::StatusCode;
 
@@ -321,11 +323,11 @@ impl Server {
         if status == StatusCode::OK {
             assert_eq!(
                 headers.get("content-type").unwrap(),
-                deaddrop_proto::wire::ENTRIES_MEDIA_TYPE
+                deaddrop_api::ENTRIES_MEDIA_TYPE
             );
             for f in frames(&body, entry_len()) {
                 let f = f.expect("well-formed frames");
-                records.push((f.id, f.time_ms, f.entry.to_vec()));
+                records.push((f.id.get(), f.time_ms, f.entry.to_vec()));
             }
         }
         Page {
@@ -429,7 +431,11 @@ pub async fn expect_problem(res: reqwest::Response, status: u16, reason: &str) -
         "{reason}: {text}"
     );
     let p: Problem = serde_json::from_slice(&body).expect("a problem document");
-    assert_eq!(p.kind, format!("urn:deaddrop:problem:{reason}"), "{text}");
+    assert_eq!(
+        p.kind.uri(),
+        format!("urn:deaddrop:problem:{reason}"),
+        "{text}"
+    );
     assert_eq!(p.status, status, "{text}");
     assert!(!p.detail.is_empty() && !p.title.is_empty(), "{text}");
     p

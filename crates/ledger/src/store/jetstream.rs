@@ -20,6 +20,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream, Context};
 use async_trait::async_trait;
 use bytes::Bytes;
+use deaddrop_api::Backoff;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::broadcast;
 
@@ -282,7 +283,7 @@ impl Store for JetStreamStore {
         let bounds = self.bounds.clone();
         let task = tokio::spawn(async move {
             let mut next = start;
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             loop {
                 let run = async {
                     let s = js.get_stream(&name).await.map_err(|e| e.to_string())?;
@@ -337,13 +338,12 @@ impl Store for JetStreamStore {
                     Ok::<(), String>(())
                 };
                 match run.await {
-                    Ok(()) => backoff = Duration::from_millis(100),
+                    Ok(()) => backoff.reset(),
                     Err(e) => {
                         tracing::warn!(error = %e, "following the JetStream stream failed; retrying")
                     }
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff.wait().await;
             }
         });
         self.tasks

@@ -1,0 +1,93 @@
+//! The JSON bodies of the API.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{EntryId, IdRange};
+
+pub use deaddrop_proto::PROTOCOL;
+
+/// The WebSocket close code for a subscriber that fell behind; it resumes by reading.
+pub const CLOSE_LAGGED: u16 = 4000;
+
+/// The answer to `GET` [`path::INFO`](crate::path::INFO).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    /// The protocol version, [`PROTOCOL`].
+    pub protocol: String,
+    /// The ledger's suite name.
+    pub suite: String,
+    /// The length of every entry on this ledger.
+    pub entry_bytes: usize,
+    /// The current lifetime of entries, in seconds (paper III.3.1: it adapts to traffic).
+    pub lifetime_s: u64,
+    /// The longest lifetime this ledger grants.
+    pub max_lifetime_s: u64,
+    /// The shortest lifetime this ledger shrinks to.
+    pub min_lifetime_s: u64,
+    /// The proof-of-work difficulty appends need now, in bits.
+    pub pow_bits: u8,
+    /// The oldest id held, if any.
+    pub oldest_id: Option<EntryId>,
+    /// The newest id assigned, if any.
+    pub newest_id: Option<EntryId>,
+    /// Entries held now.
+    pub entries: u64,
+    /// The most entries one read returns.
+    pub max_page: usize,
+    /// The storage backend: `embedded`, `memory`, `jetstream`, ...
+    pub store: String,
+    /// The upstream ledger's URL when this ledger is a mirror.
+    pub mirror_of: Option<String>,
+    /// For a mirror: the upstream's newest id as last seen.
+    #[serde(default)]
+    pub upstream_newest_id: Option<EntryId>,
+    /// For a mirror: how many ids it is behind its upstream.
+    #[serde(default)]
+    pub behind: Option<u64>,
+    /// The server's version.
+    pub server_version: String,
+}
+
+/// The answer to an append: `201 Created`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The id assigned.
+    pub id: EntryId,
+    /// The time assigned, milliseconds since the Unix epoch.
+    pub time: u64,
+    /// When the entry expires at the current lifetime, milliseconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// The first text message of a push stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamHello {
+    /// Always `hello`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The oldest id held.
+    pub oldest_id: Option<EntryId>,
+    /// The newest id assigned.
+    pub newest_id: Option<EntryId>,
+    /// The ids after the subscriber's `after` that expired unseen, `[first, last]`.
+    pub gap: Option<IdRange>,
+}
+
+impl StreamHello {
+    /// The value of [`StreamHello::kind`].
+    pub const KIND: &'static str = "hello";
+
+    /// A hello with these bounds.
+    pub fn new(
+        oldest_id: Option<EntryId>,
+        newest_id: Option<EntryId>,
+        gap: Option<IdRange>,
+    ) -> Self {
+        StreamHello {
+            kind: Self::KIND.into(),
+            oldest_id,
+            newest_id,
+            gap,
+        }
+    }
+}

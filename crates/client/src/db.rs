@@ -1,4 +1,4 @@
-//! The local database (DESIGN §3.9): one SQLite file per home holding the identity (its key
+//! The local database (docs/DESIGN.md §3.9): one SQLite file per home holding the identity (its key
 //! sealed by [`crate::keystore`]), check strings, contacts with their check keys, messages,
 //! partial parts, pending requests, the outbox and the sync position.
 //!

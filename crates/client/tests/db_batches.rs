@@ -1,4 +1,4 @@
-//! The local database's promise to the sync engine (DESIGN §3.9): a batch's parts and the new
+//! The local database's promise to the sync (docs/DESIGN.md §3.9): a batch's parts and the new
 //! position commit together, so replaying entries (a sync that was interrupted and re-reads a
 //! page, a ledger that stores an entry twice, an attacker who re-posts one) never makes a second
 //! message, and a message split across batches, even across a reopen of the database, arrives

@@ -667,6 +667,15 @@ impl Db {
                         stats.rejected += 1;
                         continue;
                     };
+                    // The entries were opened with the contact book from before this batch. If
+                    // an earlier entry of the batch confirmed the contact, a failing check is a
+                    // spoof from then on (PROTOCOL.md §8.3), as `open` would have said with the
+                    // current book: the page boundaries must not decide what is shown.
+                    if confirmed && !m.verified {
+                        stats.rejected += 1;
+                        bump(&tx, reason_name(RejectReason::Check))?;
+                        continue;
+                    }
                     // Take the contact's reply key from a verified entry, or from an unverified
                     // one only while we have none: an entry nobody authenticated must not
                     // replace a key we already hold.

@@ -175,3 +175,60 @@ fn a_replayed_request_is_one_request_and_the_position_never_goes_back() {
     assert_eq!(requests[0].text, "hello, you don't know me");
     assert_eq!(requests[0].fingerprint, stranger.id.address().fingerprint());
 }
+
+#[test]
+fn a_spoof_after_a_verified_entry_of_the_same_batch_is_rejected_not_shown() {
+    let home = Home::new("spoof");
+    let me = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
+    let (mut db, my_card) = my_db(&home, &me);
+    let sender = person();
+    let issued = CheckKey::generate(&mut SystemRng);
+    db.add_contact("sender", &sender.card, &issued, 1).unwrap();
+    let reply = CheckKey::generate(&mut SystemRng);
+    let keys = PairKeys {
+        check: Some(&issued),
+        reply: &reply,
+    };
+    let genuine = seal(&sender.id, &my_card, keys, b"it is me", None, 5)
+        .unwrap()
+        .pop()
+        .unwrap();
+    // The spoofer knows the sender's address and my card, not the key I issued to the sender.
+    let guess = CheckKey::generate(&mut SystemRng);
+    let spoof_reply = CheckKey::generate(&mut SystemRng);
+    let keys = PairKeys {
+        check: Some(&guess),
+        reply: &spoof_reply,
+    };
+    let spoof = seal(sender.id.address(), &my_card, keys, b"send money", None, 6)
+        .unwrap()
+        .pop()
+        .unwrap();
+
+    // Both are opened with the contact book from before the batch, where the sender has not
+    // proven its key yet, so `open` calls the spoof unverified. The genuine entry comes first on
+    // the ledger and confirms the sender; from then on a failing check is a spoof
+    // (PROTOCOL.md §8.3), wherever the page boundaries fall.
+    let batch = found(&db, &me, 1, &[genuine, spoof]);
+    assert!(matches!(&batch[1].opened, Opened::Message(m) if !m.verified));
+    let stats = db.apply_batch(LEDGER, 2, batch).unwrap();
+    assert_eq!((stats.messages, stats.rejected), (1, 1), "{stats:?}");
+    let conversation = db.conversation("sender").unwrap();
+    assert_eq!(
+        conversation.len(),
+        1,
+        "the spoof is shown: {conversation:?}"
+    );
+    assert_eq!(conversation[0].text, "it is me");
+    assert!(conversation[0].verified);
+    let contact = db.contact("sender").unwrap();
+    assert!(contact.confirmed);
+    assert_eq!(
+        contact.their_key.map(|k| k.export_bytes()),
+        Some(reply.export_bytes())
+    );
+    assert!(db
+        .counters()
+        .unwrap()
+        .contains(&("rejected-check".to_string(), 1)));
+}

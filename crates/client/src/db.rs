@@ -923,7 +923,7 @@ fn store_part(
         return Ok(());
     }
     let mut st = tx.prepare(
-        "SELECT idx, text, sent_ms, time_ms, verified FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3",
+        "SELECT idx, text, sent_ms, time_ms, verified FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3 ORDER BY idx",
     )?;
     let mut parts = Vec::new();
     let (mut sent_ms, mut last_time, mut all_verified) = (0u64, 0u64, true);
@@ -941,6 +941,7 @@ fn store_part(
     )?;
     for row in rows {
         let (idx, text, sent, t, v) = row?;
+        // In index order, so the message's sent-at is its last part's (PROTOCOL.md §7.2).
         sent_ms = sent as u64;
         last_time = last_time.max(t as u64);
         all_verified &= v;

@@ -1,4 +1,4 @@
-//! The local database (DESIGN §3.9): one SQLite file per home holding the identity (its key
+//! The local database (docs/DESIGN.md §3.9): one SQLite file per home holding the identity (its key
 //! sealed by [`crate::keystore`]), check strings, contacts with their check keys, messages,
 //! partial parts, pending requests, the outbox and the sync position.
 //!
@@ -667,6 +667,15 @@ impl Db {
                         stats.rejected += 1;
                         continue;
                     };
+                    // The entries were opened with the contact book from before this batch. If
+                    // an earlier entry of the batch confirmed the contact, a failing check is a
+                    // spoof from then on (PROTOCOL.md §8.3), as `open` would have said with the
+                    // current book: the page boundaries must not decide what is shown.
+                    if confirmed && !m.verified {
+                        stats.rejected += 1;
+                        bump(&tx, reason_name(RejectReason::Check))?;
+                        continue;
+                    }
                     // Take the contact's reply key from a verified entry, or from an unverified
                     // one only while we have none: an entry nobody authenticated must not
                     // replace a key we already hold.
@@ -914,7 +923,7 @@ fn store_part(
         return Ok(());
     }
     let mut st = tx.prepare(
-        "SELECT idx, text, sent_ms, time_ms, verified FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3",
+        "SELECT idx, text, sent_ms, time_ms, verified FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3 ORDER BY idx",
     )?;
     let mut parts = Vec::new();
     let (mut sent_ms, mut last_time, mut all_verified) = (0u64, 0u64, true);
@@ -932,6 +941,7 @@ fn store_part(
     )?;
     for row in rows {
         let (idx, text, sent, t, v) = row?;
+        // In index order, so the message's sent-at is its last part's (PROTOCOL.md §7.2).
         sent_ms = sent as u64;
         last_time = last_time.max(t as u64);
         all_verified &= v;

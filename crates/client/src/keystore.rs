@@ -1,4 +1,4 @@
-//! The identity's private key at rest (DESIGN §3.9): sealed with AES-256-GCM under a key derived
+//! The private key at rest (docs/DESIGN.md §3.9): sealed with AES-256-GCM under a key derived
 //! from the passphrase with Argon2id, or stored plain when the user chose `--no-passphrase`.
 //!
 //! Format: `"ddkey" || 0x01 || m_kib (u32) || t (u32) || p (u32) || salt (16) || nonce (12) ||

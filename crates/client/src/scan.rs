@@ -1,4 +1,4 @@
-//! Trial decryption of a batch of entries (paper V.2, V.4; DESIGN §3.9: "trial decryption runs
+//! Trial decryption of a batch (paper V.2, V.4; docs/DESIGN.md §3.9: "trial decryption runs
 //! on all cores").
 //!
 //! Receiving means trying to open every entry on the ledger, and each try costs one

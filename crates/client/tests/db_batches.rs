@@ -1,4 +1,4 @@
-//! The local database's promise to the sync engine (DESIGN §3.9): a batch's parts and the new
+//! The local database's promise to the sync (docs/DESIGN.md §3.9): a batch's parts and the new
 //! position commit together, so replaying entries (a sync that was interrupted and re-reads a
 //! page, a ledger that stores an entry twice, an attacker who re-posts one) never makes a second
 //! message, and a message split across batches, even across a reopen of the database, arrives
@@ -8,10 +8,13 @@
 use std::path::PathBuf;
 
 use deaddrop_client::db::{Db, FoundEntry};
+use deaddrop_proto::message::MessageId;
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{
-    open, seal, CheckKey, CheckString, ContactCard, Entry, Identity, Opened, PairKeys, Suite,
+    open, seal, seal_with_parts, CheckKey, CheckString, ContactCard, Encapsulation, Entry,
+    EntryParts, Identity, Opened, PairKeys, Part, Suite,
 };
+use zeroize::Zeroizing;
 
 const LEDGER: &str = "http://ledger.test:8470";
 
@@ -174,4 +177,161 @@ fn a_replayed_request_is_one_request_and_the_position_never_goes_back() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].text, "hello, you don't know me");
     assert_eq!(requests[0].fingerprint, stranger.id.address().fingerprint());
+}
+
+#[test]
+fn a_spoof_after_a_verified_entry_of_the_same_batch_is_rejected_not_shown() {
+    let home = Home::new("spoof");
+    let me = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
+    let (mut db, my_card) = my_db(&home, &me);
+    let sender = person();
+    let issued = CheckKey::generate(&mut SystemRng);
+    db.add_contact("sender", &sender.card, &issued, 1).unwrap();
+    let reply = CheckKey::generate(&mut SystemRng);
+    let keys = PairKeys {
+        check: Some(&issued),
+        reply: &reply,
+    };
+    let genuine = seal(&sender.id, &my_card, keys, b"it is me", None, 5)
+        .unwrap()
+        .pop()
+        .unwrap();
+    // The spoofer knows the sender's address and my card, not the key I issued to the sender.
+    let guess = CheckKey::generate(&mut SystemRng);
+    let spoof_reply = CheckKey::generate(&mut SystemRng);
+    let keys = PairKeys {
+        check: Some(&guess),
+        reply: &spoof_reply,
+    };
+    let spoof = seal(sender.id.address(), &my_card, keys, b"send money", None, 6)
+        .unwrap()
+        .pop()
+        .unwrap();
+
+    // Both are opened with the contact book from before the batch, where the sender has not
+    // proven its key yet, so `open` calls the spoof unverified. The genuine entry comes first on
+    // the ledger and confirms the sender; from then on a failing check is a spoof
+    // (PROTOCOL.md §8.3), wherever the page boundaries fall.
+    let batch = found(&db, &me, 1, &[genuine, spoof]);
+    assert!(matches!(&batch[1].opened, Opened::Message(m) if !m.verified));
+    let stats = db.apply_batch(LEDGER, 2, batch).unwrap();
+    assert_eq!((stats.messages, stats.rejected), (1, 1), "{stats:?}");
+    let conversation = db.conversation("sender").unwrap();
+    assert_eq!(
+        conversation.len(),
+        1,
+        "the spoof is shown: {conversation:?}"
+    );
+    assert_eq!(conversation[0].text, "it is me");
+    assert!(conversation[0].verified);
+    let contact = db.contact("sender").unwrap();
+    assert!(contact.confirmed);
+    assert_eq!(
+        contact.their_key.map(|k| k.export_bytes()),
+        Some(reply.export_bytes())
+    );
+    assert!(db
+        .counters()
+        .unwrap()
+        .contains(&("rejected-check".to_string(), 1)));
+}
+
+/// One part of message `id` from `from` to `to`, with every field given.
+fn part(
+    from: &Person,
+    to: &ContactCard,
+    check: Option<&CheckKey>,
+    id: MessageId,
+    (index, count): (u16, u16),
+    text: &[u8],
+) -> Entry {
+    let reply = CheckKey::generate(&mut SystemRng);
+    let parts = EntryParts {
+        part: Part {
+            message_id: id,
+            index,
+            count,
+            sent_at_ms: 5,
+            text: Zeroizing::new(text.to_vec()),
+        },
+        random_check: [7; 32],
+        intro: None,
+    };
+    let kem = Encapsulation::new(to.address(), &mut SystemRng).unwrap();
+    let keys = PairKeys {
+        check,
+        reply: &reply,
+    };
+    seal_with_parts(&from.id, to, keys, &parts, &kem).unwrap()
+}
+
+#[test]
+fn parts_that_disagree_are_joined_by_the_first_count_to_complete_and_shown_as_utf8() {
+    let home = Home::new("disagree");
+    let me = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
+    let (mut db, my_card) = my_db(&home, &me);
+    let sender = person();
+    let issued = CheckKey::generate(&mut SystemRng);
+    db.add_contact("sender", &sender.card, &issued, 1).unwrap();
+
+    // Message A: part 0 unverified, part 1 verified, and "é" (c3 a9) split between them,
+    // followed by a byte that is not UTF-8.
+    let a = MessageId::generate(&mut SystemRng);
+    // Message B: part 0 of 2, part 2 of 3, part 0 of 3 (same key as the first: a duplicate),
+    // part 1 of 2 (completes B as two parts), part 1 of 3 (B is complete: a duplicate).
+    let b = MessageId::generate(&mut SystemRng);
+    let entries = [
+        part(&sender, &my_card, None, a, (0, 2), b"caf\xc3"),
+        part(&sender, &my_card, Some(&issued), a, (1, 2), b"\xa9 \xff!"),
+        part(&sender, &my_card, Some(&issued), b, (0, 2), b"one "),
+        part(&sender, &my_card, Some(&issued), b, (2, 3), b"three"),
+        part(&sender, &my_card, Some(&issued), b, (0, 3), b"ONE "),
+        part(&sender, &my_card, Some(&issued), b, (1, 2), b"two"),
+        part(&sender, &my_card, Some(&issued), b, (1, 3), b"TWO "),
+    ];
+    let mut stats = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let id = 1 + i as u64;
+        let batch = found(&db, &me, id, std::slice::from_ref(e));
+        stats.push(db.apply_batch(LEDGER, id, batch).unwrap());
+    }
+    let duplicates: u64 = stats.iter().map(|s| s.duplicates).sum();
+    assert_eq!(duplicates, 2, "{stats:?}");
+    let conversation = db.conversation("sender").unwrap();
+    let shown: Vec<(&str, bool)> = conversation
+        .iter()
+        .map(|m| (m.text.as_str(), m.verified))
+        .collect();
+    assert_eq!(shown, [("café \u{fffd}!", false), ("one two", true)]);
+}
+
+#[test]
+fn a_contacts_intro_with_another_check_string_changes_nothing_we_hold() {
+    let home = Home::new("intro");
+    let me = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
+    let (mut db, my_card) = my_db(&home, &me);
+    let sender = person();
+    let issued = CheckKey::generate(&mut SystemRng);
+    db.add_contact("sender", &sender.card, &issued, 1).unwrap();
+    let rotated = CheckString::generate(&mut SystemRng);
+    let reply = CheckKey::generate(&mut SystemRng);
+    let keys = PairKeys {
+        check: Some(&issued),
+        reply: &reply,
+    };
+    let entry = seal(&sender.id, &my_card, keys, b"new card?", Some(&rotated), 5)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let batch = found(&db, &me, 1, &[entry]);
+    assert!(
+        matches!(&batch[0].opened, Opened::Message(m) if m.sender_check == Some(rotated.clone()))
+    );
+    let stats = db.apply_batch(LEDGER, 1, batch).unwrap();
+    assert_eq!(stats.messages, 1, "{stats:?}");
+    let contact = db.contact("sender").unwrap();
+    assert_eq!(
+        contact.card, sender.card,
+        "the card changed (PROTOCOL.md §8.3)"
+    );
 }

@@ -1,5 +1,5 @@
 //! The two rules that adapt the ledger to its traffic: the lifetime of entries (paper III.3.1)
-//! and the proof-of-work difficulty (DESIGN §3.8). Both are pure: they take observations and the
+//! and the proof-of-work difficulty (docs/DESIGN.md §3.8). Both are pure: they take samples and the
 //! time, so tests drive them without sleeping. `docs/API.md` states the rules for users.
 
 use std::time::Duration;

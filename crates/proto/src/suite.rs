@@ -10,7 +10,7 @@ use core::str::FromStr;
 use crate::error::AddressError;
 
 /// A cryptographic suite. A ledger carries exactly one suite, so all of its entries share one
-/// shape (DESIGN §3.3).
+/// shape (`docs/DESIGN.md` §3.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Suite {

@@ -22,8 +22,8 @@ use deaddrop_proto::{
     RejectReason, Suite, PROTOCOL,
 };
 use fixtures::{
-    bytes, check_or_write, encapsulate, people, rng, rsa_oaep_encrypt, vectors_dir,
-    xwing_encapsulate, xwing_expand, xwing_secret_from_seed, Book, KemInputs, Person,
+    bytes, check_or_write, encapsulate, people, rng, vectors_dir, xwing_encapsulate, xwing_expand,
+    xwing_secret_from_seed, Book, KemInputs, Person,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -164,6 +164,10 @@ struct SealInputs {
     text: String,
     /// The `check` field used when there is no check key.
     random_check: String,
+    /// When present: the body sealed in `cipher` instead of the one §7.1 makes from the fields
+    /// above (a deliberately broken sealer); `check` is computed over the entry with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
     kem: KemVector,
 }
 
@@ -172,12 +176,19 @@ struct KemVector {
     /// `xwing`: the 64 bytes of encapsulation randomness (ML-KEM `m`, then the X25519 ephemeral).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     eseed: Option<String>,
-    /// `rsa-oaep`: the seed of the ChaCha20 generator that drew the OAEP seed.
+    /// `rsa-oaep`: the 32-byte OAEP seed (RFC 8017 §7.1.1 step 2d) that encrypted the secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    oaep_rng_seed: Option<String>,
+    oaep_seed: Option<String>,
     /// `rsa-oaep`: the OAEP ciphertext `c` before the key-private expansion (`phrase mod N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     oaep_ciphertext: Option<String>,
+    /// `rsa-oaep`: the random strings drawn for `k` (§3.2 step 2), before their high bits are
+    /// cleared; every one but the last was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k_draws: Option<Vec<String>>,
+    /// `rsa-oaep`: the multiple of `N` added to `c`, big-endian, as long as a draw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<String>,
     shared_secret: String,
     phrase: String,
 }
@@ -368,6 +379,161 @@ fn card_text(binary: &[u8]) -> String {
     )
 }
 
+// ---------------------------------------------------------------------------------------------
+// §3.2, §5, §7.1 and §8.1 written again from PROTOCOL.md, with aws-lc-rs primitives and
+// num-bigint only, so the vectors check the text and not just the library against itself.
+
+/// `K(name)` for `commit`, `header`, `from`, `cipher` (§5).
+struct FieldKeys {
+    commit: [u8; 32],
+    header: [u8; 32],
+    from: [u8; 32],
+    cipher: [u8; 32],
+}
+
+fn field_keys(suite: Suite, ss: &[u8; 32], receiver_key: &[u8], phrase: &[u8]) -> FieldKeys {
+    use aws_lc_rs::hkdf;
+    let fp_r = sha256(&[&label("fingerprint"), &[suite.id()], receiver_key]);
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &label("entry")).extract(ss);
+    let mut ctx = vec![suite.id()];
+    ctx.extend_from_slice(&fp_r);
+    ctx.extend_from_slice(&sha256(&[phrase]));
+    assert_eq!(ctx.len(), 65);
+    let k = |name: &str| {
+        let l = label(name);
+        let info: [&[u8]; 3] = [&l, &[0], &ctx];
+        let mut out = [0u8; 32];
+        prk.expand(&info, hkdf::HKDF_SHA256)
+            .unwrap()
+            .fill(&mut out)
+            .unwrap();
+        out
+    };
+    FieldKeys {
+        commit: k("commit"),
+        header: k("header"),
+        from: k("from"),
+        cipher: k("cipher"),
+    }
+}
+
+fn gcm_key(key: &[u8; 32]) -> aws_lc_rs::aead::LessSafeKey {
+    use aws_lc_rs::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap())
+}
+
+/// `seal_k(p)`: AES-256-GCM, nonce of 12 zero bytes, no associated data, tag appended (§2).
+fn gcm_seal(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::aead::{Aad, Nonce};
+    let mut buf = plaintext.to_vec();
+    gcm_key(key)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key([0; 12]),
+            Aad::empty(),
+            &mut buf,
+        )
+        .unwrap();
+    buf
+}
+
+fn gcm_open(key: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
+    use aws_lc_rs::aead::{Aad, Nonce};
+    let mut buf = sealed.to_vec();
+    let n = gcm_key(key)
+        .open_in_place(
+            Nonce::assume_unique_for_key([0; 12]),
+            Aad::empty(),
+            &mut buf,
+        )
+        .ok()?
+        .len();
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// The `check` field under `key` for the sealed bytes of an entry (§8.1 step 5).
+fn check_field(suite: Suite, key: &[u8], sealed: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::hmac;
+    let l = suite.layout();
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(&label("check"));
+    ctx.update(&sealed[..l.check_at()]);
+    ctx.update(&sealed[l.from_at()..l.sealed_len()]);
+    ctx.sign().as_ref().to_vec()
+}
+
+/// The fields of a body (§7.1).
+struct BodyFields<'a> {
+    intro: Option<(&'a [u8], &'a [u8])>,
+    message_id: &'a [u8],
+    index: u16,
+    count: u16,
+    sent_at_ms: u64,
+    reply_key: &'a [u8],
+    text: &'a [u8],
+}
+
+fn body_bytes(suite: Suite, f: &BodyFields) -> Vec<u8> {
+    let mut b = vec![0u8; suite.layout().body_len()];
+    b[0] = 1;
+    b[1] = u8::from(f.intro.is_some());
+    b[2..18].copy_from_slice(f.message_id);
+    b[18..20].copy_from_slice(&f.index.to_be_bytes());
+    b[20..22].copy_from_slice(&f.count.to_be_bytes());
+    b[22..30].copy_from_slice(&f.sent_at_ms.to_be_bytes());
+    b[30..62].copy_from_slice(f.reply_key);
+    b[62..64].copy_from_slice(&(f.text.len() as u16).to_be_bytes());
+    let mut at = 64;
+    if let Some((key, check)) = f.intro {
+        b[at..at + key.len()].copy_from_slice(key);
+        at += key.len();
+        b[at..at + 16].copy_from_slice(check);
+        at += 16;
+    }
+    b[at..at + f.text.len()].copy_from_slice(f.text);
+    b
+}
+
+/// MGF1 with SHA-256 (RFC 8017 B.2.1).
+fn mgf1(seed: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut counter = 0u32;
+    while out.len() < len {
+        out.extend_from_slice(&sha256(&[seed, &counter.to_be_bytes()]));
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// RSAES-OAEP-ENCRYPT with SHA-256, MGF1-SHA-256, an empty label and the given seed (RFC 8017
+/// §7.1.1), `e = 65537`: the 384-byte `c`.
+fn oaep_encrypt(modulus: &[u8], message: &[u8], seed: &[u8; 32]) -> Vec<u8> {
+    use num_bigint::BigUint;
+    let k = modulus.len();
+    let mut db = sha256(&[b""]).to_vec();
+    db.resize(k - message.len() - 32 - 2, 0);
+    db.push(0x01);
+    db.extend_from_slice(message);
+    assert_eq!(db.len(), k - 32 - 1);
+    let masked_db: Vec<u8> = db
+        .iter()
+        .zip(mgf1(seed, db.len()))
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let masked_seed: Vec<u8> = seed
+        .iter()
+        .zip(mgf1(&masked_db, 32))
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let em = [&[0u8][..], &masked_seed, &masked_db].concat();
+    let n = BigUint::from_bytes_be(modulus);
+    let c = BigUint::from_bytes_be(&em).modpow(&BigUint::from(65_537u32), &n);
+    let c = c.to_bytes_be();
+    [vec![0u8; k - c.len()], c].concat()
+}
+
 /// Replaces the character at `at` with one that differs.
 fn change_char(text: &str, at: usize) -> String {
     let mut chars: Vec<char> = text.chars().collect();
@@ -452,9 +618,26 @@ fn addresses_file() -> AddressesFile {
     let rsa = people(Suite::RsaOaep)[0].id.address();
     let xw_text = xw.to_text();
     let payload_at = ADDRESS_PREFIX.len() + "xwing:".len();
-    // Pending: an xwing key whose ML-KEM part fails the FIPS 203 modulus check (a coefficient
-    // >= q) MUST be rejected (PROTOCOL.md §4.1), but aws-lc-rs's `EncapsulationKey::new` accepts
-    // it, so `Address::from_key` does too. Add that vector once proto checks the modulus.
+    // Keys at the edges of what the suites accept (§3.1, §3.2), built from Alice's.
+    let mut q_minus_1 = xw.key_bytes().to_vec();
+    set_first_coefficient(&mut q_minus_1, 3328);
+    let q_minus_1 = Address::from_key(Suite::XWing, &q_minus_1).unwrap();
+    let mut zero_x25519 = xw.key_bytes().to_vec();
+    zero_x25519[1184..].fill(0);
+    let zero_x25519 = Address::from_key(Suite::XWing, &zero_x25519).unwrap();
+    let mut composite = vec![0u8; 384];
+    composite[0] = 0x80;
+    composite[383] = 0x01;
+    let composite = Address::from_key(Suite::RsaOaep, &composite).unwrap();
+    let payload = &xw_text[payload_at..];
+    // The payload is 1220 bytes: 1627 characters, the last of which carries 2 unused bits.
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last = alphabet.find(xw_text.chars().last().unwrap()).unwrap();
+    let non_canonical = format!(
+        "{}{}",
+        &xw_text[..xw_text.len() - 1],
+        &alphabet[last ^ 1..(last ^ 1) + 1]
+    );
     let mut even = rsa.key_bytes().to_vec();
     *even.last_mut().unwrap() &= 0xfe;
     let mut low = rsa.key_bytes().to_vec();
@@ -536,6 +719,116 @@ fn addresses_file() -> AddressesFile {
             address_text("rsa-oaep", 2, &low),
             "rejected: invalid-key",
             None,
+        ),
+        (
+            "Unicode white space around the text (tab, U+00A0, U+3000, U+2028, CR LF) is ignored",
+            format!("\t\u{a0}{xw_text}\u{3000}\u{2028}\r\n"),
+            "valid",
+            Some((xw, "xwing")),
+        ),
+        (
+            "a zero-width space (U+200B) is not white space",
+            format!("\u{200b}{xw_text}"),
+            "rejected: not-an-address",
+            None,
+        ),
+        (
+            "white space inside the text is not ignored",
+            format!("{} {payload}", &xw_text[..payload_at]),
+            "rejected: encoding",
+            None,
+        ),
+        (
+            "the prefix is case-sensitive",
+            xw_text.replacen("deaddrop-address", "Deaddrop-Address", 1),
+            "rejected: not-an-address",
+            None,
+        ),
+        (
+            "no colon after the suite name",
+            format!("{ADDRESS_PREFIX}xwing{payload}"),
+            "rejected: not-an-address",
+            None,
+        ),
+        (
+            "an unknown suite name is reported before a payload that is not base64url",
+            format!("{ADDRESS_PREFIX}kyber:%%%"),
+            "rejected: unknown-suite",
+            None,
+        ),
+        (
+            "an empty suite name",
+            format!("{ADDRESS_PREFIX}:{payload}"),
+            "rejected: unknown-suite",
+            None,
+        ),
+        (
+            "base64url with `=` padding",
+            format!("{xw_text}="),
+            "rejected: encoding",
+            None,
+        ),
+        (
+            "base64url of a length that is 1 modulo 4",
+            xw_text[..xw_text.len() - 2].to_string(),
+            "rejected: encoding",
+            None,
+        ),
+        (
+            "non-canonical base64url: an unused trailing bit set",
+            non_canonical,
+            "rejected: encoding",
+            None,
+        ),
+        (
+            "a `:` in the payload",
+            format!("{ADDRESS_PREFIX}xwing:{}:{}", &payload[..4], &payload[4..]),
+            "rejected: encoding",
+            None,
+        ),
+        (
+            "an empty payload",
+            format!("{ADDRESS_PREFIX}xwing:"),
+            "rejected: checksum",
+            None,
+        ),
+        (
+            "a payload shorter than the checksum (3 bytes)",
+            format!("{ADDRESS_PREFIX}xwing:AAAA"),
+            "rejected: checksum",
+            None,
+        ),
+        (
+            "a key one byte short with a wrong checksum: the checksum is checked first",
+            change_char(&address_text("xwing", 1, &xw.key_bytes()[1..]), payload_at + 100),
+            "rejected: checksum",
+            None,
+        ),
+        (
+            "xwing ML-KEM key with a coefficient of q = 3329 (FIPS 203 modulus check), checksum \
+             correct",
+            address_text("xwing", 1, &invalid_key(Suite::XWing, xw.key_bytes())),
+            "rejected: invalid-key",
+            None,
+        ),
+        (
+            "xwing ML-KEM key with a coefficient of q - 1 = 3328 is valid",
+            q_minus_1.to_text(),
+            "valid",
+            Some((&q_minus_1, "xwing")),
+        ),
+        (
+            "xwing key whose X25519 half is all zero: not checked when parsing (sealing to it fails)",
+            zero_x25519.to_text(),
+            "valid",
+            Some((&zero_x25519, "xwing")),
+        ),
+        (
+            "rsa-oaep modulus 2^3071 + 1: divisible by 3, but only the length, the top bit and \
+             oddness are checked",
+            composite.to_text(),
+            "valid",
+            Some((&composite, "rsa-oaep")),
         ),
     ];
     for (description, text, intended, valid) in invalid {
@@ -668,6 +961,18 @@ fn cards_file() -> CardsFile {
         wrapped,
         Some(&valid[3].1),
     ));
+    let t = valid[0].1.to_text();
+    vectors.push((
+        "white space is removed everywhere, the prefix included, Unicode white space too \
+         (U+00A0, U+2028, U+3000)"
+            .into(),
+        format!(
+            "dead drop-card-v1:\u{a0}{}\u{2028}{}\u{3000}",
+            &t[CARD_PREFIX.len()..100],
+            &t[100..]
+        ),
+        Some(&valid[0].1),
+    ));
 
     // Damaged cards, built on Alice's xwing key.
     let key = xw[0].id.address().key_bytes();
@@ -679,7 +984,26 @@ fn cards_file() -> CardsFile {
     let bad_utf8_name = card_binary(1, key, &c1, &[0x61, 0xff, 0x62]);
     let mut even = rsa[0].id.address().key_bytes().to_vec();
     *even.last_mut().unwrap() &= 0xfe;
-    let damaged: Vec<(&str, String, &str)> = vec![
+    // The good card is 1244 bytes: 1659 characters, the last of which carries 2 unused bits.
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last = alphabet.find(good_text.chars().last().unwrap()).unwrap();
+    let non_canonical = format!(
+        "{}{}",
+        &good_text[..good_text.len() - 1],
+        &alphabet[last ^ 1..(last ^ 1) + 1]
+    );
+    // A name of 65 bytes announced, 3 present; five check strings announced, one present.
+    let long_name_short = with_card_checksum([&body[..body.len() - 6], &[65], b"abc"].concat());
+    let five_announced = {
+        let mut b = vec![1];
+        b.extend_from_slice(key);
+        b.push(5);
+        b.extend_from_slice(&c1[0]);
+        b.push(0);
+        with_card_checksum(b)
+    };
+    let damaged: Vec<(&str, String, &str)> =
+        vec![
         ("empty text", String::new(), "rejected: not-a-card"),
         (
             "an address is not a card",
@@ -745,6 +1069,60 @@ fn cards_file() -> CardsFile {
             "rsa-oaep modulus that is even, checksum correct",
             card_text(&card_binary(2, &even, &c1, b"alice")),
             "rejected: address: invalid-key",
+        ),
+        (
+            "xwing ML-KEM key with a coefficient of q = 3329, checksum correct",
+            card_text(&card_binary(1, &invalid_key(Suite::XWing, key), &c1, b"alice")),
+            "rejected: address: invalid-key",
+        ),
+        (
+            "base64url with `=` padding",
+            format!("{good_text}="),
+            "rejected: encoding",
+        ),
+        (
+            "non-canonical base64url: an unused trailing bit set",
+            non_canonical,
+            "rejected: encoding",
+        ),
+        (
+            "a zero-width space (U+200B) is not white space",
+            format!("{CARD_PREFIX}\u{200b}{}", &good_text[CARD_PREFIX.len()..]),
+            "rejected: encoding",
+        ),
+        (
+            "nothing after the prefix",
+            CARD_PREFIX.to_string(),
+            "rejected: truncated",
+        ),
+        (
+            "key cut short, checksum correct",
+            card_text(&with_card_checksum([&[1u8][..], &key[..100]].concat())),
+            "rejected: truncated",
+        ),
+        (
+            "unknown suite id 0 and nothing else, checksum correct",
+            card_text(&with_card_checksum(vec![0])),
+            "rejected: address: unknown-suite",
+        ),
+        (
+            "five check strings announced, one present: the count is checked before the strings \
+             are read",
+            card_text(&five_announced),
+            "rejected: check-strings",
+        ),
+        (
+            "a name of 65 bytes announced, 3 present: the length is checked before the name is \
+             read",
+            card_text(&long_name_short),
+            "rejected: name",
+        ),
+        (
+            "a name that is not UTF-8 followed by a byte: the name is checked first",
+            card_text(&with_card_checksum(
+                [&bad_utf8_name[..bad_utf8_name.len() - 4], &[0]].concat(),
+            )),
+            "rejected: name",
         ),
     ];
     assert!(ContactCard::parse(&good_text).is_ok());
@@ -820,7 +1198,48 @@ struct Case {
     opener: usize,
     /// Field name and offset inside it.
     tamper: Option<(&'static str, usize)>,
+    /// A body no correct sealer makes, sealed in `cipher` instead of the right one.
+    body: Option<BodyChange>,
     expect: &'static str,
+}
+
+/// How a deliberately broken sealer changes the body (§7.1) before sealing it.
+#[derive(Clone, Copy)]
+enum BodyChange {
+    /// Body version 2.
+    Version,
+    /// Flag bit 1 set.
+    UnknownFlag,
+    /// Part count 0 (index 0).
+    CountZero,
+    /// Part index equal to the count.
+    IndexNotBelowCount,
+    /// `len` one more than the part capacity.
+    LenOverCapacity,
+    /// The last padding byte is 1.
+    Padding,
+    /// `INTRO` carrying the address key of the person with this index, not the sender's.
+    IntroAddressOf(usize),
+    /// `INTRO` carrying the sender's key made invalid for the suite (§3.1, §3.2).
+    IntroInvalidKey,
+}
+
+/// A key of the suite's length that the suite rejects, made from a valid one: `xwing` with its
+/// first ML-KEM coefficient set to q = 3329, `rsa-oaep` with an even modulus.
+fn invalid_key(suite: Suite, valid: &[u8]) -> Vec<u8> {
+    let mut k = valid.to_vec();
+    match suite {
+        Suite::XWing => set_first_coefficient(&mut k, 3329),
+        _ => *k.last_mut().unwrap() &= 0xfe,
+    }
+    k
+}
+
+/// Sets the first 12-bit coefficient of an ML-KEM-768 encapsulation key (FIPS 203 ByteEncode12:
+/// little-endian, bits 0..12 are `b0` and the low nibble of `b1`).
+fn set_first_coefficient(key: &mut [u8], value: u16) {
+    key[0] = (value & 0xff) as u8;
+    key[1] = (key[1] & 0xf0) | (value >> 8) as u8;
 }
 
 const CONFIRMED: Known = Known::Contact {
@@ -842,6 +1261,7 @@ fn cases() -> Vec<Case> {
         rotated: false,
         opener: 1,
         tamper: None,
+        body: None,
         expect: "message",
     };
     vec![
@@ -969,6 +1389,62 @@ fn cases() -> Vec<Case> {
             expect: "not-for-me",
             ..base
         },
+        Case {
+            description: "body version 2",
+            text: "From the future.",
+            body: Some(BodyChange::Version),
+            expect: "rejected: body",
+            ..base
+        },
+        Case {
+            description: "body with an unknown flag bit (bit 1) set",
+            text: "What does this flag mean?",
+            body: Some(BodyChange::UnknownFlag),
+            expect: "rejected: body",
+            ..base
+        },
+        Case {
+            description: "body with part count 0",
+            text: "Part 0 of 0.",
+            body: Some(BodyChange::CountZero),
+            expect: "rejected: body",
+            ..base
+        },
+        Case {
+            description: "body with part index equal to the count",
+            text: "Part 1 of 1.",
+            body: Some(BodyChange::IndexNotBelowCount),
+            expect: "rejected: body",
+            ..base
+        },
+        Case {
+            description: "body whose len is one more than the part capacity",
+            text: "Longer than it can be.",
+            body: Some(BodyChange::LenOverCapacity),
+            expect: "rejected: body",
+            ..base
+        },
+        Case {
+            description: "body with a non-zero padding byte",
+            text: "Something hidden in the padding.",
+            body: Some(BodyChange::Padding),
+            expect: "rejected: body",
+            ..base
+        },
+        Case {
+            description: "intro carrying another person's address (its fingerprint is not from)",
+            text: "I am Carol, really.",
+            body: Some(BodyChange::IntroAddressOf(2)),
+            expect: "rejected: address",
+            ..base
+        },
+        Case {
+            description: "intro carrying a key the suite rejects",
+            text: "My key is a little off.",
+            body: Some(BodyChange::IntroInvalidKey),
+            expect: "rejected: address",
+            ..base
+        },
     ]
 }
 
@@ -984,26 +1460,58 @@ fn field_offset(suite: Suite, field: &str) -> usize {
     }
 }
 
+/// What a broken sealer does with `body`: seals it as `cipher` under `K("cipher")` and computes
+/// `check` again over the changed entry.
+fn reseal_body(
+    suite: Suite,
+    entry: &mut [u8],
+    kem: &Encapsulation,
+    receiver_key: &[u8],
+    body: &[u8],
+    check_key: Option<&CheckKey>,
+) {
+    let l = suite.layout();
+    let keys = field_keys(
+        suite,
+        &kem.export_shared_secret(),
+        receiver_key,
+        kem.phrase(),
+    );
+    entry[l.cipher_at()..l.sealed_len()].copy_from_slice(&gcm_seal(&keys.cipher, body));
+    if let Some(key) = check_key {
+        let check = check_field(suite, &key.export_bytes(), entry);
+        entry[l.check_at()..l.from_at()].copy_from_slice(&check);
+    }
+}
+
 fn kem_vector(kem: &Encapsulation, inputs: &KemInputs) -> KemVector {
-    let (eseed, oaep_rng_seed, oaep_ciphertext) = match inputs {
-        KemInputs::XWing { eseed } => (Some(hex::encode(eseed)), None, None),
-        KemInputs::Rsa {
-            oaep_seed,
-            oaep_ciphertext,
-            ..
-        } => (
-            None,
-            Some(hex::encode(oaep_seed)),
-            Some(hex::encode(oaep_ciphertext)),
-        ),
-    };
-    KemVector {
-        eseed,
-        oaep_rng_seed,
-        oaep_ciphertext,
+    let mut v = KemVector {
+        eseed: None,
+        oaep_seed: None,
+        oaep_ciphertext: None,
+        k_draws: None,
+        k: None,
         shared_secret: hex::encode(kem.export_shared_secret()),
         phrase: hex::encode(kem.phrase()),
+    };
+    match inputs {
+        KemInputs::XWing { eseed } => v.eseed = Some(hex::encode(eseed)),
+        KemInputs::Rsa {
+            shared_secret,
+            oaep_seed,
+            oaep_ciphertext,
+            k_draws,
+            k,
+            ..
+        } => {
+            assert_eq!(shared_secret, &kem.export_shared_secret());
+            v.oaep_seed = Some(hex::encode(oaep_seed));
+            v.oaep_ciphertext = Some(hex::encode(oaep_ciphertext));
+            v.k_draws = Some(k_draws.iter().map(hex::encode).collect());
+            v.k = Some(hex::encode(k));
+        }
     }
+    v
 }
 
 fn entries_file(suite: Suite) -> EntriesFile {
@@ -1038,6 +1546,53 @@ fn entries_file(suite: Suite) -> EntriesFile {
         };
         let sealed = seal_with_parts(&alice.id, &bob.card, keys, &parts, &kem).unwrap();
         let mut bytes = sealed.as_bytes().to_vec();
+        let body = case.body.map(|change| {
+            let people = [alice, bob, carol];
+            let broken_key;
+            let intro = match change {
+                BodyChange::IntroAddressOf(i) => Some(people[i].id.address().key_bytes()),
+                BodyChange::IntroInvalidKey => {
+                    broken_key = invalid_key(suite, alice.id.address().key_bytes());
+                    Some(&broken_key[..])
+                }
+                _ => None,
+            };
+            let check_string = alice.checks[0].export_bytes();
+            let mut body = body_bytes(
+                suite,
+                &BodyFields {
+                    intro: intro.map(|k| (k, &check_string[..])),
+                    message_id: &parts.part.message_id.0,
+                    index: case.index,
+                    count: case.count,
+                    sent_at_ms: parts.part.sent_at_ms,
+                    reply_key: &reply.export_bytes(),
+                    text: case.text.as_bytes(),
+                },
+            );
+            let last = body.len() - 1;
+            match change {
+                BodyChange::Version => body[0] = 2,
+                BodyChange::UnknownFlag => body[1] |= 0x02,
+                BodyChange::CountZero => body[20..22].copy_from_slice(&[0, 0]),
+                BodyChange::IndexNotBelowCount => body[18..20].copy_from_slice(&[0, 1]),
+                BodyChange::LenOverCapacity => {
+                    let over = suite.layout().part_capacity(false) as u16 + 1;
+                    body[62..64].copy_from_slice(&over.to_be_bytes());
+                }
+                BodyChange::Padding => body[last] = 1,
+                BodyChange::IntroAddressOf(_) | BodyChange::IntroInvalidKey => {}
+            }
+            reseal_body(
+                suite,
+                &mut bytes,
+                &kem,
+                bob.id.address().key_bytes(),
+                &body,
+                check,
+            );
+            body
+        });
         let tamper = case.tamper.map(|(field, at)| {
             let offset = field_offset(suite, field) + at;
             bytes[offset] ^= 0x01;
@@ -1104,6 +1659,7 @@ fn entries_file(suite: Suite) -> EntriesFile {
                 sent_at_ms: parts.part.sent_at_ms,
                 text: case.text.into(),
                 random_check: hex::encode(parts.random_check),
+                body: body.as_ref().map(hex::encode),
                 kem: kem_vector(&kem, &inputs),
             },
             tamper,
@@ -1333,6 +1889,12 @@ fn check_entry_file(suite: Suite, name: &str) {
             .unwrap()
             .as_bytes()
             .to_vec();
+        if let Some(body) = &s.body {
+            let body = hex::decode(body).unwrap();
+            let receiver = card.address().key_bytes();
+            reseal_body(suite, &mut bytes, &kem, receiver, &body, check.as_ref());
+        }
+        check_fields(suite, &bytes, s, &card, sender, &ss, &what);
         if let Some(t) = &v.tamper {
             assert!(t.offset >= field_offset(suite, &t.field));
             bytes[t.offset] ^= t.xor;
@@ -1368,9 +1930,14 @@ fn check_entry_file(suite: Suite, name: &str) {
         "message",
         "request",
         "not-for-me",
+        "rejected: header",
         "rejected: check-string",
-        "rejected: check",
+        "rejected: from",
         "rejected: cipher",
+        "rejected: body",
+        "rejected: address",
+        "rejected: unknown-sender",
+        "rejected: check",
     ] {
         assert!(
             seen.contains(required),
@@ -1379,9 +1946,76 @@ fn check_entry_file(suite: Suite, name: &str) {
     }
 }
 
-/// Checks the KEM values of a vector with the RustCrypto implementations: `x-wing` with the
-/// recorded `eseed`; for `rsa-oaep`, the `rsa` crate's OAEP with the recorded generator seed,
-/// its decryption with the receiver's key, and `phrase mod N = c`.
+/// Opens the entry as sealed (before any tampering) with the key schedule written from §5 and
+/// checks every field against the sealing inputs of the vector (§6, §7.1, §8.1).
+fn check_fields(
+    suite: Suite,
+    entry: &[u8],
+    s: &SealInputs,
+    card: &ContactCard,
+    sender: &Identity,
+    ss: &[u8; 32],
+    what: &str,
+) {
+    let l = suite.layout();
+    let phrase = &entry[..l.header_at()];
+    assert_eq!(hex::encode(phrase), s.kem.phrase, "{what}: phrase");
+    let keys = field_keys(suite, ss, card.address().key_bytes(), phrase);
+    let header = &entry[l.header_at()..l.check_at()];
+    assert_eq!(header[..32], keys.commit, "{what}: key commitment");
+    let check_string = card.checks()[0].export_bytes();
+    assert_eq!(
+        gcm_open(&keys.header, &header[32..]).as_deref(),
+        Some(&check_string[..]),
+        "{what}: header"
+    );
+    let sender_key = sender.address().key_bytes();
+    let fp_s = sha256(&[&label("fingerprint"), &[suite.id()], sender_key]);
+    assert_eq!(
+        gcm_open(&keys.from, &entry[l.from_at()..l.cipher_at()]).as_deref(),
+        Some(&fp_s[..]),
+        "{what}: from"
+    );
+    let body = match &s.body {
+        Some(b) => hex::decode(b).unwrap(),
+        None => {
+            let intro_check = s
+                .intro_check_string
+                .as_deref()
+                .map(|c| hex::decode(c).unwrap());
+            body_bytes(
+                suite,
+                &BodyFields {
+                    intro: intro_check.as_deref().map(|c| (sender_key, c)),
+                    message_id: &hex::decode(&s.message_id).unwrap(),
+                    index: s.index,
+                    count: s.count,
+                    sent_at_ms: s.sent_at_ms,
+                    reply_key: &hex::decode(&s.reply_key).unwrap(),
+                    text: s.text.as_bytes(),
+                },
+            )
+        }
+    };
+    assert_eq!(
+        gcm_open(&keys.cipher, &entry[l.cipher_at()..l.sealed_len()]),
+        Some(body),
+        "{what}: cipher"
+    );
+    let check = match &s.check_key {
+        Some(k) => check_field(suite, &hex::decode(k).unwrap(), entry),
+        None => hex::decode(&s.random_check).unwrap(),
+    };
+    assert_eq!(entry[l.check_at()..l.from_at()], check[..], "{what}: check");
+    assert!(
+        entry[l.sealed_len()..].iter().all(|&b| b == 0),
+        "{what}: stamp"
+    );
+}
+
+/// Checks the KEM values of a vector: for `xwing`, the RustCrypto `x-wing` crate with the
+/// recorded `eseed`; for `rsa-oaep`, OAEP written from RFC 8017 with the recorded seed, `k` from
+/// its draws by §3.2, `phrase = c + k·N`, and the `rsa` crate's decryption of `c`.
 fn check_kem(
     suite: Suite,
     card: &ContactCard,
@@ -1402,16 +2036,43 @@ fn check_kem(
             assert_eq!(&ss2, ss, "{what}: shared secret");
         }
         _ => {
+            use num_bigint::BigUint;
             use rsa::pkcs8::DecodePrivateKey;
-            let seed: [u8; 32] = hex::decode(s.kem.oaep_rng_seed.as_ref().unwrap())
+            let modulus = card.address().key_bytes();
+            let seed: [u8; 32] = hex::decode(s.kem.oaep_seed.as_ref().unwrap())
                 .unwrap()
                 .try_into()
                 .unwrap();
             let c = hex::decode(s.kem.oaep_ciphertext.as_ref().unwrap()).unwrap();
-            assert_eq!(rsa_oaep_encrypt(card.address(), ss, &seed), c, "{what}");
-            let n = num_bigint::BigUint::from_bytes_be(card.address().key_bytes());
-            let reduced = num_bigint::BigUint::from_bytes_be(phrase) % &n;
-            assert_eq!(reduced, num_bigint::BigUint::from_bytes_be(&c), "{what}");
+            assert_eq!(
+                oaep_encrypt(modulus, ss, &seed),
+                c,
+                "{what}: c from the OAEP seed"
+            );
+            // §3.2 step 2 from the recorded draws, then step 3.
+            let n = BigUint::from_bytes_be(modulus);
+            let bound = (BigUint::from(1u8) << 3200u32) / &n;
+            let bits = bound.bits() as usize;
+            let k = hex::decode(s.kem.k.as_ref().unwrap()).unwrap();
+            let draws = s.kem.k_draws.as_ref().unwrap();
+            assert!(!draws.is_empty(), "{what}: no draw for k");
+            for (i, draw) in draws.iter().enumerate() {
+                let mut d = hex::decode(draw).unwrap();
+                assert_eq!(d.len(), bits.div_ceil(8), "{what}: draw {i} length");
+                d[0] &= 0xff >> (8 * d.len() - bits);
+                let accepted = BigUint::from_bytes_be(&d) < bound;
+                assert_eq!(accepted, i + 1 == draws.len(), "{what}: draw {i}");
+                if accepted {
+                    assert_eq!(d, k, "{what}: k is the accepted draw");
+                }
+            }
+            let expanded =
+                (BigUint::from_bytes_be(&c) + BigUint::from_bytes_be(&k) * &n).to_bytes_be();
+            assert!(expanded.len() <= 400, "{what}: c + k·N fits 400 bytes");
+            let expanded = [vec![0u8; 400 - expanded.len()], expanded].concat();
+            assert_eq!(expanded, phrase, "{what}: phrase = c + k·N");
+            let reduced = BigUint::from_bytes_be(phrase) % &n;
+            assert_eq!(reduced, BigUint::from_bytes_be(&c), "{what}");
             let receiver = ids
                 .values()
                 .find(|i| i.address() == card.address())

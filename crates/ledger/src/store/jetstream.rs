@@ -1,5 +1,5 @@
 //! The NATS JetStream store (`--store nats://HOST:PORT[,HOST:PORT...]`), for ledgers served by
-//! several stateless front ends (DESIGN §3.7; `docs/DEPLOYMENT.md`).
+//! several stateless front ends (`docs/DESIGN.md` §3.7; `docs/DEPLOYMENT.md`).
 //!
 //! The ledger is one stream on one subject: entry id = stream sequence, entry time = the
 //! stream's timestamp, `max_age` = the lifetime, file storage, replicas as configured. An append

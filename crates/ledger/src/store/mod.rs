@@ -1,4 +1,4 @@
-//! Storage backends for the ledger (DESIGN §3.7). Every backend keeps the same promises, checked
+//! Ledger storage backends (docs/DESIGN.md §3.7). Every backend keeps the same promises, checked
 //! by one conformance suite (`tests/store_conformance.rs`):
 //!
 //! - ids are assigned by the store, start at 1, strictly increase and are never reused, not

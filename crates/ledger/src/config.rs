@@ -322,7 +322,7 @@ impl Settings {
             pow_bits,
             pow_max_bits: self
                 .pow_max_bits
-                .unwrap_or(d.pow_max_bits.clamp(pow_bits, pow::MAX_BITS)),
+                .unwrap_or(d.pow_max_bits.max(pow_bits).min(pow::MAX_BITS)),
             pow_rate: self.pow_rate.unwrap_or(d.pow_rate),
             max_page,
             default_page: d.default_page.min(max_page).max(1),

@@ -1,5 +1,5 @@
 //! `deaddrop bench ...`: benchmarks that print their result next to the limit measured in the
-//! same run (DESIGN §4: every claim about speed is a ratio against the limit).
+//! same run (docs/DESIGN.md §4: every claim about speed is a ratio against the limit).
 
 mod ledger;
 mod scan;

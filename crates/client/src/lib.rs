@@ -12,8 +12,8 @@ pub mod db;
 pub mod error;
 pub mod keystore;
 pub mod net;
-pub mod output;
 pub mod ops;
+pub mod output;
 pub mod scan;
 
 pub use error::ClientError;

@@ -71,9 +71,19 @@ fn report(json: bool, e: &anyhow::Error) {
         .unwrap_or_else(|| "see `deaddrop help`".to_string());
     let msg = format!("{e:#}");
     if json {
-        eprintln!("{}", serde_json::json!({"error": msg, "hint": hint}));
+        print_json_error(msg, hint);
     } else {
         eprintln!("error: {msg}\nhint: {hint}");
+    }
+}
+
+/// Prints `{"error", "hint"}` on standard error.
+fn print_json_error(error: String, hint: String) {
+    let e = deaddrop_client::output::ErrorJson { error, hint };
+    // Two strings always serialize; the plain form is only a fallback that cannot happen.
+    match serde_json::to_string(&e) {
+        Ok(line) => eprintln!("{line}"),
+        Err(_) => eprintln!("error: {}\nhint: {}", e.error, e.hint),
     }
 }
 
@@ -94,9 +104,9 @@ fn main() -> std::process::ExitCode {
                     .join(" ")
                     .trim_start_matches("error: ")
                     .to_string();
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"error": first, "hint": "see `deaddrop help` or `deaddrop COMMAND --help`"})
+                print_json_error(
+                    first,
+                    "see `deaddrop help` or `deaddrop COMMAND --help`".to_string(),
                 );
                 return std::process::ExitCode::from(2);
             }

@@ -1,6 +1,8 @@
 //! `deaddrop serve`: runs a ledger. Settings come from flags, then `DEADDROP_*` environment
 //! variables, then a TOML file (`--config`), then defaults, in that order of precedence.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -23,6 +25,10 @@ pub struct ServeArgs {
     /// environment variables win over it.
     #[arg(long, env = "DEADDROP_CONFIG")]
     config: Option<PathBuf>,
+    /// Once listening, write the ledger's URL and a newline to this file (atomically: it
+    /// appears complete or not at all). The URL is also the first line on standard output.
+    #[arg(long, env = "DEADDROP_READY_FILE")]
+    ready_file: Option<PathBuf>,
 }
 
 fn default_data_dir() -> Option<PathBuf> {
@@ -100,8 +106,35 @@ fn describe(kind: &StoreChoice) -> String {
     }
 }
 
+/// Says that the ledger is listening, and where (`docs/DEPLOYMENT.md`): the first line on
+/// standard output is `deaddrop-ledger listening on http://ADDR:PORT`, and the same URL goes to
+/// `ready_file` if one was asked for, so whoever started the ledger (with port 0 too) need not
+/// read logs or poll to know it is up.
+fn announce(local: SocketAddr, ready_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let url = format!("http://{local}");
+    if let Some(path) = ready_file {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        let write = || -> std::io::Result<()> {
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            writeln!(tmp, "{url}")?;
+            tmp.persist(path)?;
+            Ok(())
+        };
+        write().with_context(|| format!("cannot write the ready file {}", path.display()))?;
+    }
+    // Nobody reading standard output is no reason to stop serving.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "deaddrop-ledger listening on {url}");
+    let _ = out.flush();
+    Ok(())
+}
+
 /// Runs `deaddrop serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let ready_file = args.ready_file.clone();
     let r = resolve(args)?;
     crate::init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -136,6 +169,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => Ledger::new(r.config, store)?,
         };
+        announce(local, ready_file.as_deref())?;
         deaddrop_ledger::run(listener, ledger, shutdown_signal()).await.context("the server failed")?;
         eprintln!("deaddrop ledger stopped");
         Ok(())

@@ -11,12 +11,16 @@ use clap::{Args, Subcommand};
 use deaddrop_client::db::{Db, NewMessage};
 use deaddrop_client::keystore::{self, Passphrase};
 use deaddrop_client::ops::{self, now_ms, WatchEvent};
+use deaddrop_client::output::{
+    AcceptJson, CardJson, ContactAddedJson, ContactJson, ContactRemovedJson, ContactShowJson,
+    InboxKind, InboxRowJson, InitJson, MessageJson, RejectJson, RequestJson, RotateJson, SendJson,
+    SyncJson, WatchEventJson,
+};
 use deaddrop_client::ClientError;
 use deaddrop_client::LedgerClient;
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{CheckKey, CheckString, ContactCard, Identity, Suite};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::Global;
 
@@ -213,16 +217,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-#[derive(Serialize)]
-struct MessageJson {
-    direction: String,
-    text: String,
-    time: u64,
-    time_iso: String,
-    id: i64,
-    verified: bool,
-}
-
 fn message_line(m: &NewMessage) -> String {
     let from = match &m.contact {
         Some(c) => c.clone(),
@@ -290,13 +284,13 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             )?;
             let card = db.my_card(now_ms())?;
             if json {
-                print_json(&json!({
-                    "suite": suite.name(),
-                    "fingerprint": id.address().fingerprint().short(),
-                    "card": card.to_text(),
-                    "home": home.display().to_string(),
-                    "encrypted": pass.is_some(),
-                }))?;
+                print_json(&InitJson {
+                    suite: suite.name().to_string(),
+                    fingerprint: id.address().fingerprint().short(),
+                    card: card.to_text(),
+                    home: home.display().to_string(),
+                    encrypted: pass.is_some(),
+                })?;
             } else {
                 println!("Created your {} identity in {}", suite, home.display());
                 println!("Fingerprint: {}", id.address().fingerprint().short());
@@ -307,9 +301,12 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         UserCmd::Card { qr } => {
             let card = db.my_card(now_ms())?;
             if json {
-                print_json(
-                    &json!({"card": card.to_text(), "fingerprint": card.address().fingerprint().short(), "suite": card.address().suite().name(), "name": card.name()}),
-                )?;
+                print_json(&CardJson {
+                    card: card.to_text(),
+                    fingerprint: card.address().fingerprint().short(),
+                    suite: card.address().suite().name().to_string(),
+                    name: card.name().map(str::to_string),
+                })?;
             } else {
                 println!("{}", card.to_text());
                 if qr {
@@ -344,9 +341,11 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
             let report = runtime()?.block_on(ops::send(&mut db, &ledger, &name, &text))?;
             if json {
-                print_json(
-                    &json!({"message_id": report.message_id, "parts": report.parts, "ids": report.ids}),
-                )?;
+                print_json(&SendJson {
+                    message_id: report.message_id,
+                    parts: report.parts,
+                    ids: report.ids,
+                })?;
             } else {
                 let ids = match (report.ids.first(), report.ids.last()) {
                     (Some(a), Some(b)) if a != b => format!("ledger ids {a}..{b}"),
@@ -364,10 +363,15 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 eprintln!("warning: entries {a} to {b} expired on the ledger before this client read them; messages in them are lost. Sync more often than the ledger's lifetime (`curl {}{}`).", ledger.url(), deaddrop_client::api::path::INFO);
             }
             if json {
-                print_json(&json!({
-                    "scanned": r.scanned, "messages": r.messages, "requests": r.requests, "rejected": r.rejected,
-                    "gap": r.gap.map(|(a, b)| [a, b]), "duplicates": r.duplicates, "last_id": r.last_id,
-                }))?;
+                print_json(&SyncJson {
+                    scanned: r.scanned,
+                    messages: r.messages,
+                    requests: r.requests,
+                    rejected: r.rejected,
+                    gap: r.gap.map(|(a, b)| [a, b]),
+                    duplicates: r.duplicates,
+                    last_id: r.last_id,
+                })?;
             } else {
                 println!(
                     "Scanned {} entries: {} new message(s), {} request(s), {} rejected",
@@ -382,12 +386,24 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             let rows = db.inbox()?;
             let reqs = db.requests()?;
             if json {
-                let mut arr: Vec<serde_json::Value> = rows
+                let mut arr: Vec<InboxRowJson> = rows
                     .iter()
-                    .map(|r| json!({"kind": "conversation", "contact": r.contact, "unread": r.unread, "last_time": r.last_time_ms}))
+                    .map(|r| InboxRowJson {
+                        kind: InboxKind::Conversation,
+                        contact: Some(r.contact.clone()),
+                        unread: r.unread,
+                        last_time: r.last_time_ms,
+                        id: None,
+                        fingerprint: None,
+                    })
                     .collect();
-                arr.extend(reqs.iter().map(|q| {
-                    json!({"kind": "request", "contact": null, "id": q.id, "fingerprint": q.fingerprint.short(), "unread": 1, "last_time": q.time_ms})
+                arr.extend(reqs.iter().map(|q| InboxRowJson {
+                    kind: InboxKind::Request,
+                    contact: None,
+                    id: Some(q.id),
+                    fingerprint: Some(q.fingerprint.short()),
+                    unread: 1,
+                    last_time: Some(q.time_ms),
                 }));
                 print_json(&arr)?;
             } else {
@@ -446,8 +462,15 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         UserCmd::Requests => {
             let reqs = db.requests()?;
             if json {
-                let arr: Vec<serde_json::Value> =
-                    reqs.iter().map(|q| json!({"id": q.id, "fingerprint": q.fingerprint.short(), "text": q.text, "time": q.time_ms})).collect();
+                let arr: Vec<RequestJson> = reqs
+                    .iter()
+                    .map(|q| RequestJson {
+                        id: q.id,
+                        fingerprint: q.fingerprint.short(),
+                        text: q.text.clone(),
+                        time: q.time_ms,
+                    })
+                    .collect();
                 print_json(&arr)?;
             } else {
                 if reqs.is_empty() {
@@ -467,9 +490,10 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         UserCmd::Accept { id, name } => {
             let c = db.accept_request(id, &name, &CheckKey::generate(&mut SystemRng), now_ms())?;
             if json {
-                print_json(
-                    &json!({"name": c.name, "fingerprint": c.card.address().fingerprint().short()}),
-                )?;
+                print_json(&AcceptJson {
+                    name: c.name,
+                    fingerprint: c.card.address().fingerprint().short(),
+                })?;
             } else {
                 println!(
                     "Accepted: {} is now your contact {} ({}). Reply with `deaddrop send {} TEXT`.",
@@ -483,7 +507,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         UserCmd::Reject { id } => {
             db.reject_request(id)?;
             if json {
-                print_json(&json!({"rejected": id}))?;
+                print_json(&RejectJson { rejected: id })?;
             } else {
                 println!("Rejected request {id}; later messages from that sender will be dropped.");
             }
@@ -511,7 +535,9 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             db.rotate_check(&CheckString::generate(&mut SystemRng), now_ms())?;
             let card = db.my_card(now_ms())?;
             if json {
-                print_json(&json!({"card": card.to_text()}))?;
+                print_json(&RotateJson {
+                    card: card.to_text(),
+                })?;
             } else {
                 println!("New check string. Your previous card stays valid for 7 more days; hand out this one:");
                 println!("{}", card.to_text());
@@ -523,10 +549,8 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
 
 fn print_event(json: bool, ledger: &LedgerClient, ev: WatchEvent) -> anyhow::Result<()> {
     match (json, ev) {
-        (true, WatchEvent::Message(m)) => print_json(&json!({"event": "message", "contact": m.contact, "id": m.id, "text": m.text, "time": m.time_ms, "verified": m.verified}))?,
-        (true, WatchEvent::Listening { last_id }) => print_json(&json!({"event": "listening", "last_id": last_id}))?,
-        (true, WatchEvent::Gap(a, b)) => print_json(&json!({"event": "gap", "gap": [a, b]}))?,
-        (true, WatchEvent::Reconnecting(d, why)) => print_json(&json!({"event": "reconnecting", "in_ms": d.as_millis() as u64, "why": why}))?,
+        // Through a `Value`, which sorts keys: the order watch lines have always had.
+        (true, ev) => print_json(&serde_json::to_value(watch_json(ev))?)?,
         (false, WatchEvent::Message(m)) => {
             println!("{}", message_line(&m));
             std::io::stdout().flush()?;
@@ -537,6 +561,24 @@ fn print_event(json: bool, ledger: &LedgerClient, ev: WatchEvent) -> anyhow::Res
     }
     std::io::stdout().flush()?;
     Ok(())
+}
+
+fn watch_json(ev: WatchEvent) -> WatchEventJson {
+    match ev {
+        WatchEvent::Message(m) => WatchEventJson::Message {
+            contact: m.contact,
+            id: m.id,
+            text: m.text,
+            time: m.time_ms,
+            verified: m.verified,
+        },
+        WatchEvent::Listening { last_id } => WatchEventJson::Listening { last_id },
+        WatchEvent::Gap(a, b) => WatchEventJson::Gap { gap: [a, b] },
+        WatchEvent::Reconnecting(d, why) => WatchEventJson::Reconnecting {
+            in_ms: d.as_millis() as u64,
+            why,
+        },
+    }
 }
 
 fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
@@ -550,9 +592,11 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
             let c = db.add_contact(&name, &card, &CheckKey::generate(&mut SystemRng), now_ms())?;
             let fp = c.card.address().fingerprint().short();
             if json {
-                print_json(
-                    &json!({"name": c.name, "fingerprint": fp, "suite": c.card.address().suite().name()}),
-                )?;
+                print_json(&ContactAddedJson {
+                    suite: c.card.address().suite().name().to_string(),
+                    name: c.name,
+                    fingerprint: fp,
+                })?;
             } else {
                 println!("Added {} ({fp}). Compare this fingerprint with them in person: `deaddrop contact show {}`", c.name, c.name);
             }
@@ -560,9 +604,14 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
         ContactCmd::List => {
             let cs = db.contacts()?;
             if json {
-                let arr: Vec<serde_json::Value> = cs
+                let arr: Vec<ContactJson> = cs
                     .iter()
-                    .map(|c| json!({"name": c.name, "fingerprint": c.card.address().fingerprint().short(), "verified": c.confirmed, "card_name": c.card.name()}))
+                    .map(|c| ContactJson {
+                        name: c.name.clone(),
+                        fingerprint: c.card.address().fingerprint().short(),
+                        verified: c.confirmed,
+                        card_name: c.card.name().map(str::to_string),
+                    })
                     .collect();
                 print_json(&arr)?;
             } else {
@@ -588,7 +637,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
         ContactCmd::Remove { name } => {
             db.remove_contact(&name)?;
             if json {
-                print_json(&json!({"removed": name}))?;
+                print_json(&ContactRemovedJson { removed: name })?;
             } else {
                 println!("Removed {name} and your conversation with them.");
             }
@@ -597,10 +646,15 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
             let c = db.contact(&name)?;
             let fp = c.card.address().fingerprint();
             if json {
-                print_json(&json!({
-                    "name": c.name, "fingerprint": fp.short(), "fingerprint_hex": fp.to_hex(),
-                    "suite": c.card.address().suite().name(), "verified": c.confirmed, "card": c.card.to_text(), "card_name": c.card.name(),
-                }))?;
+                print_json(&ContactShowJson {
+                    name: c.name,
+                    fingerprint: fp.short(),
+                    fingerprint_hex: fp.to_hex(),
+                    suite: c.card.address().suite().name().to_string(),
+                    verified: c.confirmed,
+                    card: c.card.to_text(),
+                    card_name: c.card.name().map(str::to_string),
+                })?;
             } else {
                 println!("{}", c.name);
                 println!("  fingerprint  {}  (compare in person: they see it with `deaddrop init` or `deaddrop card --json`)", fp.short());

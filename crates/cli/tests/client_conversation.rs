@@ -3,11 +3,17 @@
 //! real SQLite home in a temporary directory; the ledger is `deaddrop serve` on a loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod client_support;
-
-use client_support::{pair, Ledger, MessageJson, Person};
+use deaddrop_client::output::{AcceptJson, MessageJson, SendJson, SyncJson};
+use deaddrop_harness::{Deaddrop, Person, Serve};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{seal, CheckKey, ContactCard, PairKeys};
+
+const DEADDROP: Deaddrop = Deaddrop::new(env!("CARGO_BIN_EXE_deaddrop"));
+
+/// `deaddrop serve ARGS` on a loopback port.
+fn ledger(args: &[&str]) -> Serve {
+    DEADDROP.serve().args(args).start_blocking()
+}
 
 fn texts(msgs: &[MessageJson], direction: &str) -> Vec<String> {
     msgs.iter()
@@ -18,8 +24,8 @@ fn texts(msgs: &[MessageJson], direction: &str) -> Vec<String> {
 
 /// A sends, B syncs and reads it, B replies, A reads the reply; then A writes once more and
 /// that message is verified. Returns the pair for further checks.
-fn converse(ledger: &Ledger, suite: &str) -> (Person, Person) {
-    let (a, b) = pair(&ledger.url, suite);
+fn converse(ledger: &Serve, suite: &str) -> (Person, Person) {
+    let (a, b) = DEADDROP.pair(&ledger.url(), suite);
 
     let sent = a.send("b", "meet at noon");
     assert_eq!(sent.parts, 1);
@@ -56,10 +62,10 @@ fn converse(ledger: &Ledger, suite: &str) -> (Person, Person) {
 
 #[test]
 fn two_people_talk_and_a_third_sees_nothing_xwing() {
-    let ledger = Ledger::start(&["--pow-bits", "8", "--store", "memory"]);
+    let ledger = ledger(&["--pow-bits", "8", "--store", "memory"]);
     let (_a, b) = converse(&ledger, "xwing");
 
-    let c = Person::new("carol", &ledger.url);
+    let c = DEADDROP.person("carol", &ledger.url());
     c.init("xwing");
     c.add(&b.card(), "b");
     // The contract's fields, all present (`gap` too, as null).
@@ -68,7 +74,7 @@ fn two_people_talk_and_a_third_sees_nothing_xwing() {
         assert!(raw.get(key).is_some(), "sync --json lacks {key}: {raw}");
     }
     assert!(raw["gap"].is_null(), "{raw}");
-    let s: client_support::SyncJson = serde_json::from_value(raw).unwrap();
+    let s: SyncJson = serde_json::from_value(raw).unwrap();
     assert_eq!(s.scanned, 3, "{s:?}");
     assert_eq!(s.messages + s.requests + s.rejected, 0, "{s:?}");
     assert!(c.read("b").is_empty());
@@ -79,7 +85,7 @@ fn two_people_talk_and_a_third_sees_nothing_xwing() {
 
 #[test]
 fn two_people_talk_rsa_oaep() {
-    let ledger = Ledger::start(&[
+    let ledger = ledger(&[
         "--pow-bits",
         "8",
         "--store",
@@ -92,9 +98,9 @@ fn two_people_talk_rsa_oaep() {
 
 #[test]
 fn first_contact_lands_in_requests_and_flows_after_accept() {
-    let ledger = Ledger::start(&["--pow-bits", "8", "--store", "memory"]);
-    let a = Person::new("alice", &ledger.url);
-    let b = Person::new("bob", &ledger.url);
+    let ledger = ledger(&["--pow-bits", "8", "--store", "memory"]);
+    let a = DEADDROP.person("alice", &ledger.url());
+    let b = DEADDROP.person("bob", &ledger.url());
     let a_fp = a.init("xwing").fingerprint;
     b.init("xwing");
     // Only A has B's card.
@@ -117,7 +123,8 @@ fn first_contact_lands_in_requests_and_flows_after_accept() {
     );
 
     let id = reqs[0].id.to_string();
-    b.json::<serde_json::Value>(&["accept", &id, "--name", "alice"]);
+    let accepted: AcceptJson = b.json(&["accept", &id, "--name", "alice"]);
+    assert_eq!(accepted.name, "alice");
     assert!(b.requests().is_empty());
     let read = b.read("alice");
     assert_eq!(texts(&read, "in"), ["hello, it's alice"]);
@@ -153,7 +160,7 @@ fn first_contact_lands_in_requests_and_flows_after_accept() {
 
 #[test]
 fn spoofed_sender_is_rejected_not_shown() {
-    let ledger = Ledger::start(&["--pow-bits", "0", "--store", "memory"]);
+    let ledger = ledger(&["--pow-bits", "0", "--store", "memory"]);
     let (a, b) = converse(&ledger, "xwing");
 
     // The spoofer knows A's address and B's card, but not the keys A and B agreed.
@@ -177,7 +184,7 @@ fn spoofed_sender_is_rejected_not_shown() {
         .enable_all()
         .build()
         .unwrap();
-    let client = deaddrop_client::connect(&ledger.url, None).unwrap();
+    let client = deaddrop_client::connect(&ledger.url(), None).unwrap();
     for e in spoofs {
         rt.block_on(client.append(e)).unwrap();
     }
@@ -196,8 +203,8 @@ fn spoofed_sender_is_rejected_not_shown() {
 
 #[test]
 fn long_message_from_stdin_arrives_whole() {
-    let ledger = Ledger::start(&["--pow-bits", "4", "--store", "memory"]);
-    let (a, b) = pair(&ledger.url, "xwing");
+    let ledger = ledger(&["--pow-bits", "4", "--store", "memory"]);
+    let (a, b) = DEADDROP.pair(&ledger.url(), "xwing");
     // 100 KiB of numbered lines, so a lost, doubled or swapped part shows.
     let mut text = String::new();
     let mut n = 0;
@@ -209,7 +216,7 @@ fn long_message_from_stdin_arrives_whole() {
     let out = a
         .run_with_input(&["--json", "send", "b", "-"], text.clone().into_bytes())
         .ok();
-    let sent: client_support::SendJson = out.json();
+    let sent: SendJson = out.json();
     assert!(sent.parts > 20, "{sent:?}");
     assert_eq!(sent.ids.len(), sent.parts);
 

@@ -3,27 +3,43 @@
 //! catch-up and push stream) honours `--proxy`, never going around it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod client_support;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use client_support::{newest_id, pair, wait_until, Ledger, Socks5, Target};
+use deaddrop_client::output::WatchEventJson;
+use deaddrop_harness::cli::newest_id;
+use deaddrop_harness::socks5::{Socks5, Target};
+use deaddrop_harness::{wait_until_blocking, Deaddrop, Serve};
+
+const DEADDROP: Deaddrop = Deaddrop::new(env!("CARGO_BIN_EXE_deaddrop"));
+
+/// `deaddrop serve ARGS` on a loopback port.
+fn ledger(args: &[&str]) -> Serve {
+    DEADDROP.serve().args(args).start_blocking()
+}
+
+/// Whether `e` is the message `text`.
+fn is_message(e: &WatchEventJson, text: &str) -> bool {
+    matches!(e, WatchEventJson::Message { text: t, .. } if t == text)
+}
 
 #[test]
 fn watch_shows_a_message_within_a_second_of_send() {
-    let ledger = Ledger::start(&["--pow-bits", "8", "--store", "memory"]);
-    let (a, b) = pair(&ledger.url, "xwing");
+    let ledger = ledger(&["--pow-bits", "8", "--store", "memory"]);
+    let (a, b) = DEADDROP.pair(&ledger.url(), "xwing");
     // Something to catch up on first.
     a.send("b", "before watching");
     let mut w = b.watch();
     let ev = w.wait_for("the catch-up message", Duration::from_secs(30), |e| {
-        e.event == "message"
+        matches!(e, WatchEventJson::Message { .. })
     });
-    assert_eq!(ev.text.as_deref(), Some("before watching"));
-    assert_eq!(ev.contact.as_deref(), Some("a"));
+    let WatchEventJson::Message { text, contact, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(text, "before watching");
+    assert_eq!(contact.as_deref(), Some("a"));
     w.wait_for("listening", Duration::from_secs(30), |e| {
-        e.event == "listening"
+        matches!(e, WatchEventJson::Listening { .. })
     });
     for i in 0..3 {
         let text = format!("ping {i}");
@@ -31,7 +47,7 @@ fn watch_shows_a_message_within_a_second_of_send() {
         a.send("b", &text);
         let acknowledged = Instant::now();
         w.wait_for("the message", Duration::from_secs(10), |e| {
-            e.event == "message" && e.text.as_deref() == Some(text.as_str())
+            is_message(e, &text)
         });
         let total = started.elapsed();
         let after_ack = acknowledged.elapsed();
@@ -53,22 +69,22 @@ const HIDDEN: &str = "ledger.deaddrop-test.invalid";
 
 #[test]
 fn every_network_call_goes_through_the_proxy() {
-    let ledger = Ledger::start(&["--pow-bits", "4", "--store", "memory"]);
+    let ledger = ledger(&["--pow-bits", "4", "--store", "memory"]);
     let mut proxy = Socks5::start(&[(HIDDEN, IpAddr::V4(Ipv4Addr::LOCALHOST))]);
-    let hidden_url = format!("http://{HIDDEN}:{}", ledger.port);
-    let (mut a, mut b) = pair(&hidden_url, "xwing");
+    let hidden_url = format!("http://{HIDDEN}:{}", ledger.port());
+    let (mut a, mut b) = DEADDROP.pair(&hidden_url, "xwing");
     a.proxy = Some(proxy.url_remote_dns());
     b.proxy = Some(proxy.url_remote_dns());
     let only_hidden = |targets: &[Target]| {
         targets
             .iter()
-            .all(|t| *t == Target::Domain(HIDDEN.into(), ledger.port))
+            .all(|t| *t == Target::Domain(HIDDEN.into(), ledger.port()))
     };
 
     // watch: its catch-up sync and its push stream.
     let mut w = b.watch();
     w.wait_for("listening", Duration::from_secs(30), |e| {
-        e.event == "listening"
+        matches!(e, WatchEventJson::Listening { .. })
     });
     assert!(proxy.connections() >= 2, "{:?}", proxy.targets());
 
@@ -77,7 +93,7 @@ fn every_network_call_goes_through_the_proxy() {
     a.send("b", "through the proxy");
     assert!(proxy.connections() > before);
     w.wait_for("the message", Duration::from_secs(10), |e| {
-        e.text.as_deref() == Some("through the proxy")
+        is_message(e, "through the proxy")
     });
     drop(w);
 
@@ -90,12 +106,12 @@ fn every_network_call_goes_through_the_proxy() {
     assert!(only_hidden(&proxy.targets()), "{:?}", proxy.targets());
 
     // socks5:// resolves names locally and hands the proxy an address.
-    let mut c = client_support::Person::new("carol", &ledger.url);
+    let mut c = DEADDROP.person("carol", &ledger.url());
     c.init("xwing");
     c.proxy = Some(proxy.url_local_dns());
     let s = c.sync();
     assert_eq!(s.scanned, 2, "{s:?}");
-    let direct = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ledger.port);
+    let direct = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ledger.port());
     assert!(
         proxy.targets().contains(&Target::Ip(direct)),
         "{:?}",
@@ -104,16 +120,20 @@ fn every_network_call_goes_through_the_proxy() {
 
     // A proxy that refuses: send keeps retrying, only through the proxy; the ledger gets
     // nothing until the proxy lets it through.
-    let newest = newest_id(&ledger.url);
+    let newest = newest_id(&ledger.url());
     proxy.refuse(true);
     std::thread::scope(|s| {
         let sending = s.spawn(|| a.send("b", "held back"));
-        wait_until(
+        wait_until_blocking(
             "send retried through the refusing proxy",
             Duration::from_secs(30),
             || proxy.refused() >= 2,
         );
-        assert_eq!(newest_id(&ledger.url), newest, "send went around the proxy");
+        assert_eq!(
+            newest_id(&ledger.url()),
+            newest,
+            "send went around the proxy"
+        );
         proxy.refuse(false);
         sending.join().unwrap();
     });
@@ -131,11 +151,13 @@ fn every_network_call_goes_through_the_proxy() {
     assert!(e.error.contains("not reachable"), "{e:?}");
     let mut w = b.watch();
     let ev = w.wait_for("a reconnect", Duration::from_secs(30), |e| {
-        e.event == "reconnecting" || e.event == "listening"
+        matches!(
+            e,
+            WatchEventJson::Reconnecting { .. } | WatchEventJson::Listening { .. }
+        )
     });
-    assert_eq!(ev.event, "reconnecting", "watch went around the proxy");
-    assert!(
-        ev.why.as_deref().unwrap_or("").contains("not reachable"),
-        "{ev:?}"
-    );
+    let WatchEventJson::Reconnecting { why, .. } = &ev else {
+        panic!("watch went around the proxy: {ev:?}");
+    };
+    assert!(why.contains("not reachable"), "{ev:?}");
 }

@@ -3,20 +3,25 @@
 //! what its files reveal.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod client_support;
-
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use client_support::{
-    append_entries, bare_command, closed_port, pair, random_entries, run_command, wait_until,
-    Ledger, Person, Running, COMMAND_TIMEOUT, PASSPHRASE,
-};
 use deaddrop_client::db::Db;
 use deaddrop_client::keystore::{self, Passphrase};
+use deaddrop_client::output::{ContactJson, WatchEventJson};
+use deaddrop_harness::api::random_entries;
+use deaddrop_harness::cli::{append_entries, run_command, Running, COMMAND_TIMEOUT, PASSPHRASE};
+use deaddrop_harness::{closed_port, wait_until_blocking, Deaddrop, Person, Serve};
 use deaddrop_proto::Suite;
+
+const DEADDROP: Deaddrop = Deaddrop::new(env!("CARGO_BIN_EXE_deaddrop"));
+
+/// `deaddrop serve ARGS` on a loopback port.
+fn ledger(args: &[&str]) -> Serve {
+    DEADDROP.serve().args(args).start_blocking()
+}
 
 /// Messages to B among the noise.
 const MESSAGES: usize = 20;
@@ -29,7 +34,7 @@ fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
     // Small pages make many commit points, so kills land between and during them.
     let config = dir.path().join("ledger.toml");
     std::fs::write(&config, "max_page = 50\n").unwrap();
-    let ledger = Ledger::start(&[
+    let ledger = ledger(&[
         "--pow-bits",
         "0",
         "--store",
@@ -37,21 +42,22 @@ fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
         "--config",
         config.to_str().unwrap(),
     ]);
-    let (a, b) = pair(&ledger.url, "xwing");
+    let url = ledger.url();
+    let (a, b) = DEADDROP.pair(&url, "xwing");
     let entry_len = Suite::XWing.layout().entry_len;
     let mut sent = Vec::new();
     for i in 0..MESSAGES {
-        append_entries(&ledger.url, random_entries(NOISE_BETWEEN, entry_len), 16);
+        append_entries(&url, random_entries(NOISE_BETWEEN, entry_len), 16);
         let text = format!("message {i:02} among the noise");
         a.send("b", &text);
         sent.push(text);
     }
-    append_entries(&ledger.url, random_entries(NOISE_BETWEEN, entry_len), 16);
+    append_entries(&url, random_entries(NOISE_BETWEEN, entry_len), 16);
     let newest = (MESSAGES * (NOISE_BETWEEN + 1) + NOISE_BETWEEN) as u64;
 
     // The test watches B's sync position in B's own database while `deaddrop sync` runs.
     let db = Db::open(&b.home).unwrap();
-    let position = || db.last_id(&ledger.url).unwrap();
+    let position = || db.last_id(&url).unwrap();
     let mut midway_kills = 0;
     // Kill moments: at once (likely before any page), at the first committed page, after a
     // few hundred more entries, and at the first page again.
@@ -66,7 +72,7 @@ fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
             child: cmd.spawn().unwrap(),
         };
         if let Some(progress) = plan {
-            wait_until("the sync made progress or ended", COMMAND_TIMEOUT, || {
+            wait_until_blocking("the sync made progress or ended", COMMAND_TIMEOUT, || {
                 position() >= before + progress || !sync.running()
             });
         }
@@ -100,7 +106,7 @@ fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
 
 /// Someone with an identity on a ledger that need not exist.
 fn someone(ledger: &str) -> Person {
-    let p = Person::new("someone", ledger);
+    let p = DEADDROP.person("someone", ledger);
     p.init("xwing");
     p
 }
@@ -142,7 +148,7 @@ fn damaged_card_is_refused() {
         .json_error();
     assert!(e.error.contains("card"), "{e:?}");
     // Nothing was added.
-    let list: Vec<serde_json::Value> = p.json(&["contact", "list"]);
+    let list: Vec<ContactJson> = p.json(&["contact", "list"]);
     assert!(list.is_empty(), "{list:?}");
 }
 
@@ -158,16 +164,18 @@ fn unreachable_ledger_is_named() {
     // fails the same way, and `watch` retries for ever, saying why.
     let mut w = p.watch();
     let ev = w.wait_for("a reconnect", Duration::from_secs(30), |e| {
-        e.event == "reconnecting"
+        matches!(e, WatchEventJson::Reconnecting { .. })
     });
-    let why = ev.why.unwrap_or_default();
+    let WatchEventJson::Reconnecting { why, .. } = ev else {
+        unreachable!()
+    };
     assert!(why.contains(&url) && why.contains("not reachable"), "{why}");
 }
 
 #[test]
 fn wrong_passphrase_is_refused() {
-    let ledger = Ledger::start(&["--pow-bits", "0", "--store", "memory"]);
-    let mut p = someone(&ledger.url);
+    let ledger = ledger(&["--pow-bits", "0", "--store", "memory"]);
+    let mut p = someone(&ledger.url());
     p.passphrase = Some("not the passphrase".into());
     let e = p.run(&["--json", "sync"]).json_error();
     assert!(e.error.contains("passphrase"), "{e:?}");
@@ -182,7 +190,7 @@ fn wrong_passphrase_is_refused() {
 
 #[test]
 fn ledger_of_another_suite_is_refused() {
-    let ledger = Ledger::start(&[
+    let ledger = ledger(&[
         "--pow-bits",
         "0",
         "--store",
@@ -190,19 +198,19 @@ fn ledger_of_another_suite_is_refused() {
         "--suite",
         "rsa-oaep",
     ]);
-    let p = someone(&ledger.url);
+    let p = someone(&ledger.url());
     let e = p.run(&["--json", "sync"]).json_error();
     assert!(
         e.error.contains("rsa-oaep") && e.error.contains("xwing"),
         "{e:?}"
     );
-    assert!(e.error.contains(&ledger.url), "{e:?}");
+    assert!(e.error.contains(&ledger.url()), "{e:?}");
     assert!(e.hint.contains("suite"), "{e:?}");
 }
 
 #[test]
 fn init_twice_refuses_and_keeps_the_first_identity() {
-    let p = Person::new("once", "http://127.0.0.1:1");
+    let p = DEADDROP.person("once", "http://127.0.0.1:1");
     let first = p.init("xwing");
     let e = p.run(&["--json", "init", "--name", "twice"]).json_error();
     assert!(e.error.contains("already exists"), "{e:?}");
@@ -212,7 +220,7 @@ fn init_twice_refuses_and_keeps_the_first_identity() {
 
 #[test]
 fn init_without_passphrase_or_terminal_refuses_and_says_how() {
-    let mut p = Person::new("nopass", "http://127.0.0.1:1");
+    let mut p = DEADDROP.person("nopass", "http://127.0.0.1:1");
     p.passphrase = None;
     // stdin is /dev/null: no terminal to ask on.
     let e = p.run(&["--json", "init", "--name", "x"]).json_error();
@@ -263,8 +271,8 @@ fn renderings(bytes: &[u8]) -> Vec<String> {
 
 #[test]
 fn files_are_private_and_hold_no_passphrase_and_json_no_key() {
-    let ledger = Ledger::start(&["--pow-bits", "0", "--store", "memory"]);
-    let (a, b) = pair(&ledger.url, "xwing");
+    let ledger = ledger(&["--pow-bits", "0", "--store", "memory"]);
+    let (a, b) = DEADDROP.pair(&ledger.url(), "xwing");
     let mut outputs = Vec::new();
     let mut run = |p: &Person, args: &[&str]| {
         let mut all = vec!["--json"];
@@ -286,7 +294,7 @@ fn files_are_private_and_hold_no_passphrase_and_json_no_key() {
     run(&a, &["contact", "show", "b"]);
     run(&a, &["check-string", "rotate"]);
     // init's output too, from a fresh home.
-    let c = Person::new("carol", &ledger.url);
+    let c = DEADDROP.person("carol", &ledger.url());
     let init = c.run(&["--json", "init", "--name", "carol"]).ok();
     outputs.push(init.stdout);
 
@@ -333,7 +341,7 @@ fn help_and_bad_flags_fail_cleanly() {
     // Not part of the JSON contract (clap prints usage), but never a panic.
     let out = run_command(
         {
-            let mut c = bare_command();
+            let mut c = DEADDROP.command();
             c.args(["--json", "send"]);
             c
         },

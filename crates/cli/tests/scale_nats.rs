@@ -1,25 +1,24 @@
-//! Stateless `deaddrop serve` front ends on one NATS JetStream stream (docs/DESIGN.md §3.7), run
+//! Several stateless `deaddrop serve` front ends on one NATS JetStream stream (DESIGN §3.7), run
 //! as real processes against a real `nats-server -js` started here: one ledger seen through any
 //! front end (same ids, times and bytes, pushed by all), dense ids across front ends, and
 //! acknowledged appends surviving a SIGKILL of nats-server, with the front ends recovering by
 //! themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod scale_support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use deaddrop_harness::api::{random_entry, Refusal};
+use deaddrop_harness::{
+    expect_problem, temp_dir, wait_for, wait_until, Api, Deaddrop, Nats, Rec, Serve, WAIT,
+};
 use reqwest::StatusCode;
 
-use scale_support::{
-    append_ok, client, expect_problem, info, post_entry, random_entry, read_all, read_page,
-    temp_dir, wait_for, wait_until, Nats, Rec, Serve, Subscriber, WAIT,
-};
+const DEADDROP: Deaddrop = Deaddrop::new(env!("CARGO_BIN_EXE_deaddrop"));
 
-/// Two front ends on the stream `stream` of `nats`.
+/// Two front ends on the stream `stream` of `nats`, logging into `dir`.
 async fn front_ends(dir: &std::path::Path, nats: &Nats, stream: &str) -> (Serve, Serve) {
     let store = nats.url();
     let args = [
@@ -32,8 +31,9 @@ async fn front_ends(dir: &std::path::Path, nats: &Nats, stream: &str) -> (Serve,
         "--pow-bits",
         "0",
     ];
-    let f1 = Serve::start("F1", dir, &args).await;
-    let f2 = Serve::start("F2", dir, &args).await;
+    let start = |name: &str| DEADDROP.serve().name(name).dir(dir).args(&args).start();
+    let f1 = start("F1").await;
+    let f2 = start("F2").await;
     (f1, f2)
 }
 
@@ -42,10 +42,10 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
     let dir = temp_dir("deaddrop-scale-nats");
     let nats = Nats::start(dir.path()).await;
     let (f1, f2) = front_ends(dir.path(), &nats, "shared").await;
-    let (u1, u2) = (f1.url(), f2.url());
-    let http = client();
-    for u in [&u1, &u2] {
-        let i = info(&http, u).await;
+    let (a1, a2) = (f1.api(), f2.api());
+    for fe in [a1, a2] {
+        let u = fe.base();
+        let i = fe.info().await;
         assert_eq!(i.store, "jetstream", "{u}: {i:?}");
         assert_eq!(i.mirror_of, None);
         assert_eq!(
@@ -54,20 +54,20 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
             "a fresh stream has assigned no id"
         );
     }
-    let mut sub = Subscriber::connect(&u2, 0).await;
+    let mut sub = a2.subscribe(0).await;
     assert_eq!(sub.hello.newest_id.map(u64::from), None);
 
     // One entry appended through F1 is read through F2, and pushed by F2.
     let first = random_entry();
-    let a = append_ok(&http, &u1, &first).await;
+    let a = a1.append(&first).await;
     assert_eq!(a.id.get(), 1, "the stream sequence is the id, from 1");
-    let query = format!("after={}&limit=1", a.id.get() - 1);
+    let query = format!("?after={}&limit=1", a.id.get() - 1);
     let through_f2 = wait_for("F2 serves the entry appended through F1", WAIT, || async {
-        let records = read_page(&http, &u2, &query).await.records;
+        let records = a2.read_page(&query).await.records;
         (!records.is_empty()).then_some(records)
     })
     .await;
-    let through_f1 = read_page(&http, &u1, &query).await.records;
+    let through_f1 = a1.read_page(&query).await.records;
     assert_eq!(through_f2.len(), 1);
     let read = through_f2[0].clone();
     assert_eq!((read.id, &read.entry), (a.id.get(), &first));
@@ -86,13 +86,14 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
     let mut times = vec![a.time];
     for i in 0..12 {
         let entry = random_entry();
-        let through = if i % 2 == 0 { &u2 } else { &u1 };
-        let got = append_ok(&http, through, &entry).await;
+        let through = if i % 2 == 0 { a2 } else { a1 };
+        let got = through.append(&entry).await;
         let prev = appended.last().unwrap().0;
         assert_eq!(
             got.id.get(),
             prev + 1,
-            "append {i} through {through} after id {prev}"
+            "append {i} through {} after id {prev}",
+            through.base()
         );
         appended.push((got.id.get(), entry));
         times.push(got.time);
@@ -105,9 +106,10 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
     }
     let newest = appended.last().unwrap().0;
     let mut all = Vec::new();
-    for u in [&u1, &u2] {
+    for fe in [a1, a2] {
+        let u = fe.base();
         all = wait_for(&format!("{u} serves every id"), WAIT, || async {
-            let all = read_all(&http, u).await;
+            let all = fe.read_all().await;
             all.last().is_some_and(|r| r.id == newest).then_some(all)
         })
         .await;
@@ -124,14 +126,14 @@ async fn front_ends_on_one_stream_serve_and_push_the_same_entries_with_dense_ids
         all.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
         "times never decrease with id"
     );
-    let body1 = read_page(&http, &u1, "after=0").await.body;
-    let body2 = read_page(&http, &u2, "after=0").await.body;
+    let body1 = a1.read_page("?after=0").await.body;
+    let body2 = a2.read_page("?after=0").await.body;
     assert_eq!(
         body1, body2,
         "GET /v1/entries?after=0 is the same bytes through both"
     );
-    for u in [&u1, &u2] {
-        let i = info(&http, u).await;
+    for fe in [a1, a2] {
+        let i = fe.info().await;
         assert_eq!(
             (
                 i.oldest_id.map(u64::from),
@@ -154,12 +156,12 @@ struct Outcomes {
     unexpected: Vec<String>,
 }
 
-/// Appends random entries through `url` until `stop`, recording each outcome.
-async fn keep_appending(url: String, out: Arc<Mutex<Outcomes>>, stop: Arc<AtomicBool>) {
-    let http = client();
+/// Appends random entries through `front_end` until `stop`, recording each outcome.
+async fn keep_appending(front_end: Api, out: Arc<Mutex<Outcomes>>, stop: Arc<AtomicBool>) {
+    let url = front_end.base();
     while !stop.load(Ordering::Relaxed) {
         let entry = random_entry();
-        match post_entry(&http, &url, &entry).await {
+        match front_end.post_entry(&entry).await {
             Ok(res) if res.status() == StatusCode::CREATED => {
                 let a: deaddrop_api::Accepted = res.json().await.unwrap();
                 let mut o = out.lock().unwrap();
@@ -205,16 +207,15 @@ async fn acknowledged_appends_survive_a_nats_sigkill_and_front_ends_recover_by_t
     let dir = temp_dir("deaddrop-scale-nats");
     let mut nats = Nats::start(dir.path()).await;
     let (f1, f2) = front_ends(dir.path(), &nats, "durable").await;
-    let (u1, u2) = (f1.url(), f2.url());
-    let http = client();
-    let mut sub = Subscriber::connect(&u2, 0).await;
+    let (a1, a2) = (f1.api(), f2.api());
+    let mut sub = a2.subscribe(0).await;
     let t0 = Instant::now();
 
     let out = Arc::new(Mutex::new(Outcomes::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let appenders: Vec<_> = [&u1, &u2, &u1, &u2]
+    let appenders: Vec<_> = [a1, a2, a1, a2]
         .into_iter()
-        .map(|u| tokio::spawn(keep_appending(u.clone(), out.clone(), stop.clone())))
+        .map(|fe| tokio::spawn(keep_appending(fe.clone(), out.clone(), stop.clone())))
         .collect();
     let acked = || out.lock().unwrap().acked.len();
     wait_until("40 appends are acknowledged", WAIT, || async {
@@ -231,14 +232,12 @@ async fn acknowledged_appends_survive_a_nats_sigkill_and_front_ends_recover_by_t
     );
     // Appends while it is down are refused with 503 and Retry-After, and nothing is claimed.
     let (e1, e2) = (random_entry(), random_entry());
-    let (r1, r2) = tokio::join!(post_entry(&http, &u1, &e1), post_entry(&http, &u2, &e2));
+    let (r1, r2) = tokio::join!(a1.post_entry(&e1), a2.post_entry(&e2));
     for r in [r1, r2] {
-        let (p, headers) = expect_problem(
-            r.unwrap(),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store-unavailable",
-        )
-        .await;
+        let Refusal {
+            problem: p,
+            headers,
+        } = expect_problem(r.unwrap(), 503, "store-unavailable").await;
         let retry = headers
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
@@ -258,10 +257,11 @@ async fn acknowledged_appends_survive_a_nats_sigkill_and_front_ends_recover_by_t
     eprintln!("{:?}: nats-server restarted", t0.elapsed());
 
     // Each front end accepts a new append within a bounded time, without a restart.
-    for u in [&u1, &u2] {
+    for fe in [a1, a2] {
+        let u = fe.base();
         let (id, entry) = wait_for(&format!("{u} accepts appends again"), WAIT, || async {
             let entry = random_entry();
-            let res = post_entry(&http, u, &entry).await.unwrap();
+            let res = fe.post_entry(&entry).await.unwrap();
             if res.status() == StatusCode::CREATED {
                 let a: deaddrop_api::Accepted = res.json().await.unwrap();
                 return Some((a.id.get(), entry));
@@ -303,9 +303,10 @@ async fn acknowledged_appends_survive_a_nats_sigkill_and_front_ends_recover_by_t
 
     // Every acknowledged append is there, with its id and bytes, through both front ends.
     let mut views = Vec::new();
-    for u in [&u1, &u2] {
+    for fe in [a1, a2] {
+        let u = fe.base();
         let all = wait_for(&format!("{u} serves id {newest}"), WAIT, || async {
-            let all = read_all(&http, u).await;
+            let all = fe.read_all().await;
             all.last().is_some_and(|r| r.id >= newest).then_some(all)
         })
         .await;

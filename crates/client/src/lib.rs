@@ -1,9 +1,10 @@
 //! The deaddrop client library: the identity at rest, contacts, messages and the sync position
-//! in one SQLite database per home ([`db`]), trial decryption on all cores ([`scan`]), and the
-//! operations that tie them together ([`ops`]). The ledger is reached through
-//! `deaddrop-api`'s typed [`LedgerClient`] (HTTP and WebSocket, optionally through a SOCKS5
-//! proxy). The `deaddrop` binary is a thin layer over it. Depends on `deaddrop-proto` and
-//! `deaddrop-api`, never on the server.
+//! in one SQLite database per home ([`db`]), trial decryption on all cores ([`scan`]), the
+//! operations that tie them together ([`ops`]), and the documents the command prints with
+//! `--json` ([`output`]). The ledger is reached through `deaddrop-api`'s typed
+//! [`LedgerClient`] (HTTP and WebSocket, optionally through a SOCKS5 proxy). The `deaddrop`
+//! binary is a thin layer over it. Depends on `deaddrop-proto` and `deaddrop-api`, never on the
+//! server.
 #![forbid(unsafe_code)]
 
 pub use deaddrop_api as api;
@@ -13,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod keystore;
 pub mod ops;
+pub mod output;
 pub mod scan;
 
 pub use deaddrop_api::LedgerClient;

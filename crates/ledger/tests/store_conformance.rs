@@ -1,10 +1,19 @@
 //! One conformance suite, run against every store backend (STYLE.md: a storage trait with
 //! interchangeable backends and one shared suite), plus crash-recovery tests for the log.
+//!
+//! Every backend keeps the promises of `every_store!`; the groups after it hold for the
+//! backends named with them. The JetStream store runs against a real `nats-server` started for
+//! each test; where none can be found (or installed), its tests are skipped, saying why.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::Arc;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use bytes::Bytes;
+use deaddrop_harness::nats::{find_nats_server, Nats};
+use deaddrop_ledger::store::jetstream::{JetStreamConfig, JetStreamStore};
 use deaddrop_ledger::store::log::{LogStore, SEGMENT_RECORDS};
 use deaddrop_ledger::store::memory::MemoryStore;
 use deaddrop_ledger::store::{Record, Store};
@@ -17,142 +26,286 @@ fn entry(n: u64) -> Bytes {
     Bytes::from(b)
 }
 
+/// Whose clock an append's time comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Clock {
+    /// The caller's `now_ms`, or the previous time if that was later (memory, embedded).
+    Caller,
+    /// The backend's own, never below the caller's `now_ms` (JetStream: the stream's time).
+    Own,
+}
+
+impl Clock {
+    /// Checks the time an append got, given the `now_ms` it was called with and the time of the
+    /// append before it (0 for the first).
+    fn assert_time(self, got: u64, now_ms: u64, previous: u64) {
+        match self {
+            Clock::Caller => assert_eq!(got, now_ms.max(previous)),
+            Clock::Own => assert!(
+                got >= now_ms && got >= previous,
+                "time {got} after {previous}, called at {now_ms}"
+            ),
+        }
+    }
+}
+
+/// A store under test, and what must live as long as it.
+struct Subject {
+    store: Arc<dyn Store>,
+    _nats: Option<Nats>,
+}
+
+async fn open_memory(_dir: &Path) -> Option<Subject> {
+    Some(Subject {
+        store: Arc::new(MemoryStore::new()),
+        _nats: None,
+    })
+}
+
+async fn open_embedded(dir: &Path) -> Option<Subject> {
+    Some(Subject {
+        store: Arc::new(LogStore::open(dir, LEN).unwrap()),
+        _nats: None,
+    })
+}
+
+/// A JetStream store on a `nats-server -js` of its own in `dir`, or `None` (the test is
+/// skipped) if there is no nats-server to run.
+async fn open_jetstream(dir: &Path) -> Option<Subject> {
+    let bin = match find_nats_server() {
+        Ok(bin) => bin,
+        Err(why) => {
+            static SAID: Once = Once::new();
+            // Straight to stderr, past the test harness's capture: a skip must be seen.
+            SAID.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "store_conformance: the jetstream tests are SKIPPED: {why}"
+                );
+            });
+            return None;
+        }
+    };
+    let nats = Nats::start_with(bin, dir).await;
+    let store = JetStreamStore::connect(JetStreamConfig {
+        servers: vec![nats.url()],
+        stream: "conformance".into(),
+        replicas: 1,
+        // At least the stream's two-minute duplicate window.
+        lifetime: Duration::from_secs(48 * 3600),
+        entry_len: LEN,
+    })
+    .await
+    .unwrap();
+    Some(Subject {
+        store,
+        _nats: Some(nats),
+    })
+}
+
+/// A module `$name` of tests of the store `$open` makes, whose times come from `$clock`:
+/// those of `every_store!`, then of each group named.
 macro_rules! conformance {
-    ($name:ident, $make:expr) => {
+    ($name:ident, $open:path, $clock:expr $(, $group:ident)*) => {
         mod $name {
             use super::*;
 
-            #[allow(unused_variables)]
-            fn make(dir: &std::path::Path) -> Arc<dyn Store> {
-                let f: &dyn Fn(&std::path::Path) -> Arc<dyn Store> = &$make;
-                f(dir)
+            const CLOCK: Clock = $clock;
+
+            /// The store under test in `dir`, or `None` to skip the test.
+            async fn make(dir: &Path) -> Option<Subject> {
+                $open(dir).await
             }
 
-            #[tokio::test]
-            async fn ids_start_at_one_and_increase() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = make(dir.path());
-                for i in 1..=10u64 {
-                    let a = s.append(entry(i), 1000 + i).await.unwrap();
-                    assert_eq!(a.id, i);
-                    assert_eq!(a.time_ms, 1000 + i);
-                }
-                let b = s.bounds();
-                assert_eq!((b.oldest, b.newest), (Some(1), Some(10)));
-            }
-
-            #[tokio::test]
-            async fn time_never_goes_backwards() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = make(dir.path());
-                s.append(entry(1), 5000).await.unwrap();
-                let a = s.append(entry(2), 4000).await.unwrap();
-                assert_eq!(a.time_ms, 5000);
-            }
-
-            #[tokio::test]
-            async fn read_after_pages_in_id_order() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = make(dir.path());
-                for i in 1..=25u64 {
-                    s.append(entry(i), i).await.unwrap();
-                }
-                let all = s.read(0, 1000).await.unwrap();
-                assert_eq!(all.len(), 25);
-                assert!(all
-                    .iter()
-                    .enumerate()
-                    .all(|(i, r)| r.id == i as u64 + 1 && r.entry == entry(r.id)));
-                let page = s.read(10, 5).await.unwrap();
-                assert_eq!(
-                    page.iter().map(|r| r.id).collect::<Vec<_>>(),
-                    vec![11, 12, 13, 14, 15]
-                );
-                assert!(s.read(25, 10).await.unwrap().is_empty());
-                assert!(s.read(u64::MAX, 10).await.unwrap().is_empty());
-                assert!(s.read(0, 0).await.unwrap().is_empty());
-            }
-
-            #[tokio::test]
-            async fn expiry_removes_oldest_first_and_ids_are_not_reused() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = make(dir.path());
-                for i in 1..=10u64 {
-                    s.append(entry(i), i * 100).await.unwrap();
-                }
-                assert_eq!(s.expire(450).await.unwrap(), 4);
-                assert_eq!(s.bounds().oldest, Some(5));
-                assert_eq!(s.read(0, 100).await.unwrap()[0].id, 5);
-                assert_eq!(s.expire(10_000).await.unwrap(), 6);
-                let b = s.bounds();
-                assert_eq!((b.oldest, b.newest, b.held()), (None, Some(10), 0));
-                assert!(s.read(0, 100).await.unwrap().is_empty());
-                assert_eq!(s.append(entry(11), 20_000).await.unwrap().id, 11);
-                assert_eq!(s.bounds().oldest, Some(11));
-            }
-
-            #[tokio::test]
-            async fn concurrent_appends_get_distinct_dense_ids() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = make(dir.path());
-                let mut tasks = Vec::new();
-                for t in 0..8u64 {
-                    let s = s.clone();
-                    tasks.push(tokio::spawn(async move {
-                        let mut ids = Vec::new();
-                        for i in 0..50u64 {
-                            ids.push(s.append(entry(t * 1000 + i), 1).await.unwrap().id);
-                        }
-                        ids
-                    }));
-                }
-                let mut ids = Vec::new();
-                for t in tasks {
-                    ids.extend(t.await.unwrap());
-                }
-                ids.sort_unstable();
-                assert_eq!(ids, (1..=400).collect::<Vec<_>>());
-            }
-
-            #[tokio::test]
-            async fn mirrored_records_keep_their_ids_and_may_skip_ids() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = make(dir.path());
-                let rec = |id: u64, t: u64| Record {
-                    id,
-                    time_ms: t,
-                    entry: entry(id),
-                };
-                s.insert(rec(5, 100)).await.unwrap();
-                s.insert(rec(6, 101)).await.unwrap();
-                s.insert(rec(40, 150)).await.unwrap();
-                assert!(s.insert(rec(40, 160)).await.is_err(), "ids must increase");
-                assert!(s.insert(rec(7, 160)).await.is_err(), "ids must increase");
-                let all = s.read(0, 10).await.unwrap();
-                assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), vec![5, 6, 40]);
-                assert_eq!(s.read(6, 10).await.unwrap()[0].id, 40);
-                assert_eq!(s.read(10, 1).await.unwrap()[0].id, 40);
-                let b = s.bounds();
-                assert_eq!((b.oldest, b.newest), (Some(5), Some(40)));
-                assert_eq!(s.expire(120).await.unwrap(), 2);
-                assert_eq!(s.bounds().oldest, Some(40));
-                assert_eq!(s.read(0, 10).await.unwrap().len(), 1);
-            }
-
-            #[tokio::test]
-            async fn closed_store_refuses_appends() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = make(dir.path());
-                s.append(entry(1), 1).await.unwrap();
-                s.close().await.unwrap();
-                assert!(s.append(entry(2), 2).await.is_err());
-            }
+            every_store!();
+            $($group!();)*
         }
     };
 }
 
-conformance!(memory, |_dir| Arc::new(MemoryStore::new()));
-conformance!(embedded, |dir| Arc::new(LogStore::open(dir, LEN).unwrap()));
+/// What every store promises (`crates/ledger/src/store/mod.rs`).
+macro_rules! every_store {
+    () => {
+        #[tokio::test]
+        async fn ids_start_at_one_and_increase() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = &subject.store;
+            let mut previous = 0;
+            for i in 1..=10u64 {
+                let a = s.append(entry(i), 1000 + i).await.unwrap();
+                assert_eq!(a.id, i);
+                CLOCK.assert_time(a.time_ms, 1000 + i, previous);
+                previous = a.time_ms;
+            }
+            let b = s.bounds();
+            assert_eq!((b.oldest, b.newest), (Some(1), Some(10)));
+        }
+
+        #[tokio::test]
+        async fn time_never_goes_backwards() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = &subject.store;
+            let first = s.append(entry(1), 5000).await.unwrap();
+            let a = s.append(entry(2), 4000).await.unwrap();
+            CLOCK.assert_time(a.time_ms, 4000, first.time_ms);
+        }
+
+        #[tokio::test]
+        async fn read_after_pages_in_id_order() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = &subject.store;
+            for i in 1..=25u64 {
+                s.append(entry(i), i).await.unwrap();
+            }
+            let all = s.read(0, 1000).await.unwrap();
+            assert_eq!(all.len(), 25);
+            assert!(all
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.id == i as u64 + 1 && r.entry == entry(r.id)));
+            let page = s.read(10, 5).await.unwrap();
+            assert_eq!(
+                page.iter().map(|r| r.id).collect::<Vec<_>>(),
+                vec![11, 12, 13, 14, 15]
+            );
+            assert!(s.read(25, 10).await.unwrap().is_empty());
+            assert!(s.read(u64::MAX, 10).await.unwrap().is_empty());
+            assert!(s.read(0, 0).await.unwrap().is_empty());
+        }
+
+        #[tokio::test]
+        async fn concurrent_appends_get_distinct_dense_ids() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = &subject.store;
+            let mut tasks = Vec::new();
+            for t in 0..8u64 {
+                let s = s.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    for i in 0..50u64 {
+                        ids.push(s.append(entry(t * 1000 + i), 1).await.unwrap().id);
+                    }
+                    ids
+                }));
+            }
+            let mut ids = Vec::new();
+            for t in tasks {
+                ids.extend(t.await.unwrap());
+            }
+            ids.sort_unstable();
+            assert_eq!(ids, (1..=400).collect::<Vec<_>>());
+        }
+    };
+}
+
+/// Stores that expire entries when the ledger asks (`Store::expire`); JetStream expires them
+/// itself (`max_age`).
+macro_rules! expires_on_call {
+    () => {
+        #[tokio::test]
+        async fn expiry_removes_oldest_first_and_ids_are_not_reused() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = &subject.store;
+            for i in 1..=10u64 {
+                s.append(entry(i), i * 100).await.unwrap();
+            }
+            assert_eq!(s.expire(450).await.unwrap(), 4);
+            assert_eq!(s.bounds().oldest, Some(5));
+            assert_eq!(s.read(0, 100).await.unwrap()[0].id, 5);
+            assert_eq!(s.expire(10_000).await.unwrap(), 6);
+            let b = s.bounds();
+            assert_eq!((b.oldest, b.newest, b.held()), (None, Some(10), 0));
+            assert!(s.read(0, 100).await.unwrap().is_empty());
+            assert_eq!(s.append(entry(11), 20_000).await.unwrap().id, 11);
+            assert_eq!(s.bounds().oldest, Some(11));
+        }
+    };
+}
+
+/// Stores a mirror can keep its copy in (`Store::insert`); `deaddrop serve` refuses a mirror
+/// on JetStream.
+macro_rules! mirrors {
+    () => {
+        #[tokio::test]
+        async fn mirrored_records_keep_their_ids_and_may_skip_ids() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = &subject.store;
+            let rec = |id: u64, t: u64| Record {
+                id,
+                time_ms: t,
+                entry: entry(id),
+            };
+            s.insert(rec(5, 100)).await.unwrap();
+            s.insert(rec(6, 101)).await.unwrap();
+            s.insert(rec(40, 150)).await.unwrap();
+            assert!(s.insert(rec(40, 160)).await.is_err(), "ids must increase");
+            assert!(s.insert(rec(7, 160)).await.is_err(), "ids must increase");
+            let all = s.read(0, 10).await.unwrap();
+            assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), vec![5, 6, 40]);
+            assert_eq!(s.read(6, 10).await.unwrap()[0].id, 40);
+            assert_eq!(s.read(10, 1).await.unwrap()[0].id, 40);
+            let b = s.bounds();
+            assert_eq!((b.oldest, b.newest), (Some(5), Some(40)));
+            assert_eq!(s.expire(120).await.unwrap(), 2);
+            assert_eq!(s.bounds().oldest, Some(40));
+            assert_eq!(s.read(0, 10).await.unwrap().len(), 1);
+        }
+    };
+}
+
+/// Stores whose `close` refuses later appends, as `Store::close` documents; JetStream's close
+/// only stops its background tasks so far.
+macro_rules! refuses_after_close {
+    () => {
+        #[tokio::test]
+        async fn closed_store_refuses_appends() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = &subject.store;
+            s.append(entry(1), 1).await.unwrap();
+            s.close().await.unwrap();
+            assert!(s.append(entry(2), 2).await.is_err());
+        }
+    };
+}
+
+conformance!(
+    memory,
+    open_memory,
+    Clock::Caller,
+    expires_on_call,
+    mirrors,
+    refuses_after_close
+);
+conformance!(
+    embedded,
+    open_embedded,
+    Clock::Caller,
+    expires_on_call,
+    mirrors,
+    refuses_after_close
+);
+conformance!(jetstream, open_jetstream, Clock::Own);
 
 #[tokio::test]
 async fn log_survives_reopen_and_continues_ids() {

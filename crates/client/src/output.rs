@@ -1,0 +1,357 @@
+//! What the `deaddrop` command prints with `--json`: one struct per output, so the command that
+//! prints a document and the script (or test) that reads it share one definition.
+//!
+//! Field names are a contract with scripts: renaming one is a breaking change. Fields are
+//! declared in alphabetical order because that is the order in which the command has always
+//! printed them (except [`MessageJson`], which has its own, older order); [`WatchEventJson`]
+//! lines are printed through `serde_json::Value`, which sorts keys for the same reason.
+//! Times are milliseconds since the Unix epoch; fingerprints are in their short form.
+
+use serde::{Deserialize, Serialize};
+
+/// `deaddrop --json init`: the identity just created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitJson {
+    /// The new contact card, to give to the people who should write to you.
+    pub card: String,
+    /// Whether the private key is encrypted with a passphrase (not with `--no-passphrase`).
+    pub encrypted: bool,
+    /// The identity's fingerprint.
+    pub fingerprint: String,
+    /// The home directory that holds the identity.
+    pub home: String,
+    /// The suite: `xwing` or `rsa-oaep`.
+    pub suite: String,
+}
+
+/// `deaddrop --json card`: your current contact card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardJson {
+    /// The card text (`deaddrop-card-v1:...`).
+    pub card: String,
+    /// The identity's fingerprint.
+    pub fingerprint: String,
+    /// The display name on the card, if any.
+    pub name: Option<String>,
+    /// The suite: `xwing` or `rsa-oaep`.
+    pub suite: String,
+}
+
+/// `deaddrop --json contact add`: the contact just added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactAddedJson {
+    /// Their fingerprint, to compare in person.
+    pub fingerprint: String,
+    /// The name you gave them.
+    pub name: String,
+    /// Their suite.
+    pub suite: String,
+}
+
+/// One element of `deaddrop --json contact list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactJson {
+    /// The display name on their card, if any.
+    pub card_name: Option<String>,
+    /// Their fingerprint.
+    pub fingerprint: String,
+    /// The name you gave them.
+    pub name: String,
+    /// Whether their messages proved they hold the key of their card.
+    pub verified: bool,
+}
+
+/// `deaddrop --json contact show NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactShowJson {
+    /// Their card, as added.
+    pub card: String,
+    /// The display name on their card, if any.
+    pub card_name: Option<String>,
+    /// Their fingerprint, short form.
+    pub fingerprint: String,
+    /// Their fingerprint in full, as hex.
+    pub fingerprint_hex: String,
+    /// The name you gave them.
+    pub name: String,
+    /// Their suite.
+    pub suite: String,
+    /// Whether their messages proved they hold the key of their card.
+    pub verified: bool,
+}
+
+/// `deaddrop --json contact remove NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRemovedJson {
+    /// The name of the contact removed.
+    pub removed: String,
+}
+
+/// `deaddrop --json send`: what was appended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendJson {
+    /// The ledger ids of the parts, in order.
+    pub ids: Vec<u64>,
+    /// The message's id, hex.
+    pub message_id: String,
+    /// How many entries the message took.
+    pub parts: usize,
+}
+
+/// `deaddrop --json sync`: what one sync found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncJson {
+    /// Parts or messages seen before (replays, duplicates).
+    pub duplicates: u64,
+    /// Ids `[first, last]` that expired on the ledger before this client read them, or null.
+    pub gap: Option<[u64; 2]>,
+    /// The last ledger id this client has now seen.
+    pub last_id: u64,
+    /// Complete new messages from contacts.
+    pub messages: u64,
+    /// Entries for us that were rejected (bad check string, spoof, tampering).
+    pub rejected: u64,
+    /// Complete new messages from people who are not contacts.
+    pub requests: u64,
+    /// Entries read from the ledger.
+    pub scanned: u64,
+}
+
+/// What a row of `deaddrop --json inbox` stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboxKind {
+    /// A conversation with a contact.
+    Conversation,
+    /// A pending first message from someone who is not a contact.
+    Request,
+}
+
+/// One element of `deaddrop --json inbox`: a conversation, or a pending request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxRowJson {
+    /// The contact's name; null for a request.
+    pub contact: Option<String>,
+    /// A request's sender's fingerprint (requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// A request's id, for `accept` and `reject` (requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// Conversation or request.
+    pub kind: InboxKind,
+    /// The time of the newest message, if any.
+    pub last_time: Option<u64>,
+    /// Unread incoming messages (1 for a request).
+    pub unread: u64,
+}
+
+/// One element of `deaddrop --json read NAME`, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageJson {
+    /// `in` (from them) or `out` (from you).
+    pub direction: String,
+    /// The text.
+    pub text: String,
+    /// Ledger time (in) or send time (out).
+    pub time: u64,
+    /// The same time in RFC 3339, to the second.
+    pub time_iso: String,
+    /// The message's row id.
+    pub id: i64,
+    /// Their check verified (in); always true (out).
+    pub verified: bool,
+}
+
+/// One element of `deaddrop --json requests`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestJson {
+    /// The sender's fingerprint.
+    pub fingerprint: String,
+    /// The request's id, for `accept` and `reject`.
+    pub id: i64,
+    /// The text.
+    pub text: String,
+    /// Ledger time.
+    pub time: u64,
+}
+
+/// `deaddrop --json accept ID --name NAME`: the new contact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptJson {
+    /// Their fingerprint.
+    pub fingerprint: String,
+    /// The name you gave them.
+    pub name: String,
+}
+
+/// `deaddrop --json reject ID`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectJson {
+    /// The id of the request rejected.
+    pub rejected: i64,
+}
+
+/// `deaddrop --json check-string rotate`: the card with the new check string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateJson {
+    /// The new card, to hand out from now on.
+    pub card: String,
+}
+
+/// One line of `deaddrop --json watch`, told apart by its `event` field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum WatchEventJson {
+    /// A message arrived.
+    Message {
+        /// The contact's name; null for a request from someone who is not a contact.
+        contact: Option<String>,
+        /// The message's row id.
+        id: i64,
+        /// The text.
+        text: String,
+        /// Ledger time.
+        time: u64,
+        /// The sender's check verified.
+        verified: bool,
+    },
+    /// Caught up, and following the ledger's push stream.
+    Listening {
+        /// The last ledger id seen.
+        last_id: u64,
+    },
+    /// Ids `[first, last]` expired before this client read them.
+    Gap {
+        /// The expired ids.
+        gap: [u64; 2],
+    },
+    /// The connection dropped; trying again after a delay.
+    Reconnecting {
+        /// The delay, in milliseconds.
+        in_ms: u64,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+/// A failure with `--json`: the only thing printed, on standard error, with a non-zero exit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorJson {
+    /// What went wrong.
+    pub error: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serializes `v` as `deaddrop` prints it.
+    fn printed(v: &impl Serialize) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn documents_print_their_fields_in_the_order_scripts_have_always_seen() {
+        let sync = SyncJson {
+            duplicates: 0,
+            gap: None,
+            last_id: 9,
+            messages: 1,
+            rejected: 2,
+            requests: 3,
+            scanned: 9,
+        };
+        assert_eq!(
+            printed(&sync),
+            r#"{"duplicates":0,"gap":null,"last_id":9,"messages":1,"rejected":2,"requests":3,"scanned":9}"#
+        );
+        let conversation = InboxRowJson {
+            contact: Some("b".into()),
+            fingerprint: None,
+            id: None,
+            kind: InboxKind::Conversation,
+            last_time: None,
+            unread: 0,
+        };
+        assert_eq!(
+            printed(&conversation),
+            r#"{"contact":"b","kind":"conversation","last_time":null,"unread":0}"#
+        );
+        let request = InboxRowJson {
+            contact: None,
+            fingerprint: Some("fp".into()),
+            id: Some(4),
+            kind: InboxKind::Request,
+            last_time: Some(5),
+            unread: 1,
+        };
+        assert_eq!(
+            printed(&request),
+            r#"{"contact":null,"fingerprint":"fp","id":4,"kind":"request","last_time":5,"unread":1}"#
+        );
+        let message = MessageJson {
+            direction: "in".into(),
+            text: "t".into(),
+            time: 1,
+            time_iso: "1970-01-01T00:00:00Z".into(),
+            id: 2,
+            verified: true,
+        };
+        assert_eq!(
+            printed(&message),
+            r#"{"direction":"in","text":"t","time":1,"time_iso":"1970-01-01T00:00:00Z","id":2,"verified":true}"#
+        );
+    }
+
+    #[test]
+    fn watch_events_print_sorted_through_a_value_and_read_back() {
+        let events = [
+            (
+                WatchEventJson::Message {
+                    contact: None,
+                    id: 3,
+                    text: "hi".into(),
+                    time: 7,
+                    verified: false,
+                },
+                r#"{"contact":null,"event":"message","id":3,"text":"hi","time":7,"verified":false}"#,
+            ),
+            (
+                WatchEventJson::Listening { last_id: 8 },
+                r#"{"event":"listening","last_id":8}"#,
+            ),
+            (
+                WatchEventJson::Gap { gap: [1, 2] },
+                r#"{"event":"gap","gap":[1,2]}"#,
+            ),
+            (
+                WatchEventJson::Reconnecting {
+                    in_ms: 100,
+                    why: "down".into(),
+                },
+                r#"{"event":"reconnecting","in_ms":100,"why":"down"}"#,
+            ),
+        ];
+        for (event, line) in events {
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(printed(&value), line);
+            let back: WatchEventJson = serde_json::from_str(line).unwrap();
+            assert_eq!(back, event);
+        }
+    }
+
+    #[test]
+    fn error_is_exactly_error_and_hint() {
+        let e = ErrorJson {
+            error: "e".into(),
+            hint: "h".into(),
+        };
+        assert_eq!(printed(&e), r#"{"error":"e","hint":"h"}"#);
+        let extra: Result<ErrorJson, _> = serde_json::from_str(r#"{"error":"e","hint":"h","x":1}"#);
+        assert!(extra.is_err());
+    }
+}

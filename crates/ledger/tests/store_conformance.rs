@@ -1,5 +1,5 @@
-//! One conformance suite, run against every store backend (STYLE.md: a storage trait with
-//! interchangeable backends and one shared suite), plus crash-recovery tests for the log.
+//! One conformance suite, run against every store backend (one storage trait, interchangeable
+//! backends, one shared suite), plus crash-recovery tests for the log.
 //!
 //! Every backend keeps the promises of `every_store!`; the groups after it hold for the
 //! backends named with them. The JetStream store runs against a real `nats-server` started for

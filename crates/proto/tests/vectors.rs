@@ -16,6 +16,7 @@ use aws_lc_rs::digest;
 use deaddrop_proto::address::ADDRESS_PREFIX;
 use deaddrop_proto::card::{CARD_PREFIX, MAX_CHECK_STRINGS, MAX_NAME_LEN};
 use deaddrop_proto::suite::CHECK_STRING_LEN;
+use deaddrop_proto::testkit::Book;
 use deaddrop_proto::{
     open, seal_with_parts, Address, AddressError, CardError, CheckKey, CheckString, ContactCard,
     Encapsulation, Entry, EntryParts, Fingerprint, Identity, MessageId, Opened, PairKeys, Part,
@@ -23,7 +24,7 @@ use deaddrop_proto::{
 };
 use fixtures::{
     bytes, check_or_write, encapsulate, people, rng, rsa_oaep_encrypt, vectors_dir,
-    xwing_encapsulate, xwing_expand, xwing_secret_from_seed, Book, KemInputs, Person,
+    xwing_encapsulate, xwing_expand, xwing_secret_from_seed, KemInputs, Person,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

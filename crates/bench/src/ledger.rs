@@ -1,4 +1,4 @@
-//! `deaddrop bench ledger`: how fast the ledger takes durable appends, serves reads and pushes
+//! `deaddrop-bench ledger`: how fast the ledger takes durable appends, serves reads and pushes
 //! new entries, measured in one run against the real server on loopback.
 //!
 //! It starts [`deaddrop_ledger::run`] in this process on `127.0.0.1:0`, over the embedded store
@@ -98,7 +98,7 @@ const FILL_IN_FLIGHT: usize = 256;
 /// The longest a mirror may take to catch up before the bench gives up.
 const CATCHUP_LIMIT: Duration = Duration::from_secs(1800);
 
-/// `deaddrop bench ledger`.
+/// `deaddrop-bench ledger`.
 #[derive(Debug, Args)]
 pub struct LedgerArgs {
     /// Concurrent appending clients (and JetStream publishers).

@@ -1,4 +1,5 @@
-//! The `deaddrop` command: client subcommands, `deaddrop serve` and benchmarks.
+//! The `deaddrop` command: client subcommands and `deaddrop serve`. The benchmarks are a binary
+//! of their own, `deaddrop-bench` (crates/bench), so that this one stays lean.
 //!
 //! This file only parses the command line and dispatches; each subcommand lives in its own
 //! module. Every subcommand honours the global `--json`, which replaces the human-readable
@@ -7,7 +8,6 @@
 // Printing results is this binary's job.
 #![allow(clippy::print_stdout)]
 
-mod bench;
 mod serve;
 mod user;
 
@@ -36,8 +36,6 @@ enum Command {
     User(user::UserCmd),
     /// Run a ledger: the public, append-only, expiring list of entries.
     Serve(serve::ServeArgs),
-    /// Measure how fast this machine can do what deaddrop needs.
-    Bench(bench::BenchArgs),
 }
 
 /// Options every subcommand can read.
@@ -117,7 +115,6 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::User(cmd) => user::run(global, cli.client, cmd),
         Command::Serve(args) => serve::run(args),
-        Command::Bench(args) => bench::run(global, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use deaddrop_client::db::{Db, FoundEntry};
 use deaddrop_proto::message::MessageId;
 use deaddrop_proto::rng::SystemRng;
+use deaddrop_proto::testkit::Person;
 use deaddrop_proto::{
     open, seal, seal_with_parts, CheckKey, CheckString, ContactCard, Encapsulation, Entry,
     EntryParts, Identity, Opened, PairKeys, Part, Suite,
@@ -36,20 +37,8 @@ impl Drop for Home {
     }
 }
 
-struct Person {
-    id: Identity,
-    card: ContactCard,
-}
-
 fn person() -> Person {
-    let id = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
-    let card = ContactCard::new(
-        id.address().clone(),
-        vec![CheckString::generate(&mut SystemRng)],
-        None,
-    )
-    .unwrap();
-    Person { id, card }
+    Person::generate(Suite::XWing, None, &mut SystemRng).unwrap()
 }
 
 /// My database with my identity; returns it and my card.

@@ -4,21 +4,11 @@
 
 use deaddrop_client::scan::{scan, scan_parallel, thread_pool, Found};
 use deaddrop_proto::rng::SystemRng;
-use deaddrop_proto::{
-    seal, CheckKey, CheckString, ContactCard, Entry, Identity, Opened, PairKeys, Suite,
-};
-
-struct Person {
-    id: Identity,
-    checks: Vec<CheckString>,
-    card: ContactCard,
-}
+use deaddrop_proto::testkit::Person;
+use deaddrop_proto::{seal, CheckKey, Entry, Opened, PairKeys, Suite};
 
 fn person() -> Person {
-    let id = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
-    let checks = vec![CheckString::generate(&mut SystemRng)];
-    let card = ContactCard::new(id.address().clone(), checks.clone(), None).unwrap();
-    Person { id, checks, card }
+    Person::generate(Suite::XWing, None, &mut SystemRng).unwrap()
 }
 
 fn seal_one(from: &Person, to: &Person, text: &str) -> Entry {

@@ -6,7 +6,9 @@ use deaddrop_api::header::{
     GAP as HEADER_GAP, NEWEST as HEADER_NEWEST, NEXT_AFTER as HEADER_NEXT_AFTER,
     OLDEST as HEADER_OLDEST,
 };
-use deaddrop_api::{frames, Accepted, Info, Problem, StreamHello, ENTRIES_MEDIA_TYPE};
+use deaddrop_api::{
+    frames, path, Accepted, EntryId, Info, Problem, StreamHello, ENTRIES_MEDIA_TYPE,
+};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::Suite;
 use futures_util::StreamExt;
@@ -80,7 +82,7 @@ pub fn parse_frames(data: &[u8]) -> Vec<Rec> {
         .collect()
 }
 
-/// One response to `GET /v1/entries`.
+/// One response to a read.
 #[derive(Debug)]
 pub struct Page {
     /// Its status.
@@ -171,20 +173,20 @@ impl Api {
         &self.http
     }
 
-    /// `BASE<path>`, e.g. `endpoint("/v1/info")`.
+    /// `BASE<path>`, e.g. `endpoint(path::INFO)`.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    /// `BASE<path>` with `ws://` for `http://`, e.g. `ws_url("/v1/stream?after=0")`.
+    /// `BASE<path>` with `ws://` for `http://`, e.g. `ws_url(&path::stream(EntryId(0)))`.
     pub fn ws_url(&self, path: &str) -> String {
         format!("{}{path}", self.base.replacen("http://", "ws://", 1))
     }
 
-    /// `POST /v1/entries` of `body` as `application/octet-stream`, whatever the answer.
+    /// An append of `body` as `application/octet-stream`, whatever the answer.
     pub async fn post_entry(&self, body: &[u8]) -> reqwest::Result<reqwest::Response> {
         self.http
-            .post(self.endpoint("/v1/entries"))
+            .post(self.endpoint(path::ENTRIES))
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(body.to_vec())
             .send()
@@ -193,7 +195,7 @@ impl Api {
 
     /// Appends `body` and expects `201 Created` with an `Accepted` document.
     pub async fn append(&self, body: &[u8]) -> Accepted {
-        let url = self.endpoint("/v1/entries");
+        let url = self.endpoint(path::ENTRIES);
         let res = self
             .post_entry(body)
             .await
@@ -209,10 +211,10 @@ impl Api {
             .unwrap_or_else(|e| panic!("201 body {text:?} is not Accepted: {e}"))
     }
 
-    /// `GET /v1/entries<query>` (`query` raw, `?` included, so tests can send nonsense),
+    /// A read with `query` (raw, `?` included, so tests can send nonsense),
     /// whatever the status; a 200 must carry well-formed frames of the entries' media type.
     pub async fn read_query(&self, query: &str) -> Page {
-        let url = self.endpoint(&format!("/v1/entries{query}"));
+        let url = self.endpoint(&format!("{}{query}", path::ENTRIES));
         let res = self
             .http
             .get(&url)
@@ -239,20 +241,20 @@ impl Api {
         }
     }
 
-    /// `GET /v1/entries<query>`, which must answer 200.
+    /// A read with `query`, which must answer 200.
     pub async fn read_page(&self, query: &str) -> Page {
         let page = self.read_query(query).await;
         assert_eq!(
             page.status,
             StatusCode::OK,
             "GET {}: {}",
-            self.endpoint(&format!("/v1/entries{query}")),
+            self.endpoint(&format!("{}{query}", path::ENTRIES)),
             String::from_utf8_lossy(&page.body)
         );
         page
     }
 
-    /// `GET /v1/entries?after=AFTER&limit=LIMIT`, which must answer 200.
+    /// A read of `limit` entries after `after`, which must answer 200.
     pub async fn read(&self, after: u64, limit: usize) -> Page {
         self.read_page(&format!("?after={after}&limit={limit}"))
             .await
@@ -278,9 +280,9 @@ impl Api {
         }
     }
 
-    /// `GET /v1/info`, which must answer 200 with an `Info` document.
+    /// The ledger's info, which must answer 200 with an `Info` document.
     pub async fn info(&self) -> Info {
-        let url = self.endpoint("/v1/info");
+        let url = self.endpoint(path::INFO);
         let res = self
             .http
             .get(&url)
@@ -312,7 +314,7 @@ impl Api {
         metric_value(&self.metrics().await, sample)
     }
 
-    /// A subscriber of `/v1/stream?after=AFTER`, its hello read.
+    /// A subscriber of the push stream after `after`, its hello read.
     pub async fn subscribe(&self, after: u64) -> Subscriber {
         Subscriber::connect(&self.base, after).await
     }
@@ -362,7 +364,7 @@ pub async fn expect_problem(res: reqwest::Response, status: u16, kind: &str) -> 
     Refusal { problem, headers }
 }
 
-/// A WebSocket subscriber of `/v1/stream`.
+/// A WebSocket subscriber of the push stream.
 pub struct Subscriber {
     ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
@@ -372,12 +374,13 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Connects to `BASE/v1/stream?after=AFTER` (`base` as `http://...`) and reads the hello,
+    /// Connects to the push stream after `after` (`base` as `http://...`) and reads the hello,
     /// which must come first.
     pub async fn connect(base: &str, after: u64) -> Subscriber {
         let ws_url = format!(
-            "{}/v1/stream?after={after}",
-            base.replacen("http://", "ws://", 1)
+            "{}{}",
+            base.replacen("http://", "ws://", 1),
+            path::stream(EntryId(after))
         );
         let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
             .await

@@ -23,6 +23,8 @@ pub mod rng;
 pub mod seal;
 pub mod secret;
 pub mod suite;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use address::{Address, Fingerprint};
 pub use card::{CheckString, ContactCard};

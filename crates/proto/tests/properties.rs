@@ -12,11 +12,12 @@ use aws_lc_rs::digest;
 use deaddrop_proto::address::{ADDRESS_PREFIX, CHECKSUM_LEN};
 use deaddrop_proto::card::{CARD_PREFIX, MAX_CHECK_STRINGS, MAX_NAME_LEN};
 use deaddrop_proto::suite::CHECK_STRING_LEN;
+use deaddrop_proto::testkit::Book;
 use deaddrop_proto::{
     assemble, open, seal_with_parts, seal_with_rng, Address, CheckKey, CheckString, ContactCard,
     Entry, EntryParts, MessageId, Opened, PairKeys, Part, Suite, PROTOCOL,
 };
-use fixtures::{bytes, encapsulate, people, rng, Book};
+use fixtures::{bytes, encapsulate, people, rng};
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 

@@ -16,14 +16,15 @@ use aws_lc_rs::digest;
 use deaddrop_proto::address::ADDRESS_PREFIX;
 use deaddrop_proto::card::{CARD_PREFIX, MAX_CHECK_STRINGS, MAX_NAME_LEN};
 use deaddrop_proto::suite::CHECK_STRING_LEN;
+use deaddrop_proto::testkit::Book;
 use deaddrop_proto::{
     open, seal_with_parts, Address, AddressError, CardError, CheckKey, CheckString, ContactCard,
     Encapsulation, Entry, EntryParts, Fingerprint, Identity, MessageId, Opened, PairKeys, Part,
     RejectReason, Suite, PROTOCOL,
 };
 use fixtures::{
-    bytes, check_or_write, encapsulate, people, rng, vectors_dir, xwing_encapsulate, xwing_expand,
-    xwing_secret_from_seed, Book, KemInputs, Person,
+    bytes, check_or_write, encapsulate, people, rng, rsa_oaep_encrypt, vectors_dir,
+    xwing_encapsulate, xwing_expand, xwing_secret_from_seed, Book, KemInputs, Person,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

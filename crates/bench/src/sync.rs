@@ -1,4 +1,4 @@
-//! `deaddrop bench sync`: how fast a client follows a ledger end to end (download, trial
+//! `deaddrop-bench sync`: how fast a client follows a ledger end to end (download, trial
 //! decryption, storing), against the scan-only limit measured in the same run.
 //!
 //! The ledger runs in this process ([`deaddrop_ledger::run`] on `127.0.0.1:0`, embedded store in
@@ -27,7 +27,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use deaddrop_client::db::Db;
 use deaddrop_client::keystore;
@@ -37,11 +36,13 @@ use deaddrop_ledger::store::log::LogStore;
 use deaddrop_ledger::store::Store;
 use deaddrop_ledger::{Config, Ledger};
 use deaddrop_proto::rng::SystemRng;
+use deaddrop_proto::testkit::Person;
 use deaddrop_proto::{seal, CheckKey, CheckString, ContactCard, Entry, Identity, PairKeys, Suite};
 use rayon::prelude::*;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::measure::{rate, round, suite_parser};
 use crate::Global;
 
 /// Identities the entries for others are sealed to (and sent from).
@@ -55,7 +56,7 @@ const MIN_SCAN: Duration = Duration::from_secs(1);
 /// The contact's name in the measured identity's database.
 const CONTACT: &str = "sender";
 
-/// `deaddrop bench sync`.
+/// `deaddrop-bench sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Entries for others on the ledger.
@@ -74,11 +75,6 @@ pub struct SyncArgs {
     /// The suite of the ledger and the identities.
     #[arg(long, default_value_t = Suite::default(), value_parser = suite_parser())]
     suite: Suite,
-}
-
-/// Suite names come from `proto`, so `--help` and errors list exactly the suites it knows.
-fn suite_parser() -> impl TypedValueParser<Value = Suite> {
-    PossibleValuesParser::new(Suite::ALL.map(Suite::name)).try_map(|name| name.parse::<Suite>())
 }
 
 /// The result, as `--json` prints it.
@@ -312,7 +308,7 @@ fn check_sync(
 
 fn print_human(r: &SyncReport) {
     println!(
-        "deaddrop bench sync: suite {}, {} entries ({} MiB; {} for me), {} threads",
+        "deaddrop-bench sync: suite {}, {} entries ({} MiB; {} for me), {} threads",
         r.suite, r.entries, r.ledger_mib, r.entries_for_me, r.threads
     );
     println!(
@@ -334,15 +330,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn rate(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
-fn round(x: f64, decimals: i32) -> f64 {
-    let f = 10f64.powi(decimals);
-    (x * f).round() / f
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -391,22 +378,6 @@ impl Plan {
     }
 }
 
-/// An identity with the card it hands out.
-struct Person {
-    id: Identity,
-    card: ContactCard,
-}
-
-impl Person {
-    fn generate(suite: Suite) -> anyhow::Result<Person> {
-        let id = Identity::generate(suite, &mut SystemRng)
-            .with_context(|| format!("cannot generate a {suite} identity"))?;
-        let checks = vec![CheckString::generate(&mut SystemRng)];
-        let card = ContactCard::new(id.address().clone(), checks, None)?;
-        Ok(Person { id, card })
-    }
-}
-
 /// The measured identity, its contact, and the pool the other entries go to.
 struct Fixture {
     me: Identity,
@@ -425,11 +396,14 @@ impl Fixture {
     fn generate(suite: Suite) -> anyhow::Result<Fixture> {
         let mut people = (0..POOL + 2)
             .into_par_iter()
-            .map(|_| Person::generate(suite))
+            .map(|_| {
+                Person::generate(suite, None, &mut SystemRng)
+                    .with_context(|| format!("cannot generate a {suite} identity"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let me = people.remove(0);
         let sender = people.remove(0);
-        let my_check = me.card.checks()[0].clone();
+        let my_check = me.checks[0].clone();
         Ok(Fixture {
             me: me.id,
             my_check,

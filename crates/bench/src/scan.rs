@@ -1,4 +1,4 @@
-//! `deaddrop bench scan`: how fast one identity can trial-decrypt a ledger, against the limit.
+//! `deaddrop-bench scan`: how fast one identity can trial-decrypt a ledger, against the limit.
 //!
 //! Receiving costs one private-key operation per entry (paper V.2), so the limit is the suite's
 //! raw decapsulation rate. In one run this measures that rate on one thread, then scans the same
@@ -14,17 +14,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context};
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
 use deaddrop_client::scan::{scan_parallel, thread_pool, Found};
 use deaddrop_proto::rng::SystemRng;
-use deaddrop_proto::{
-    seal, CheckKey, CheckString, ContactCard, Contacts, Entry, Fingerprint, Identity, KnownSender,
-    Opened, PairKeys, Suite,
-};
+use deaddrop_proto::testkit::{Book, Person};
+use deaddrop_proto::{seal, CheckKey, Entry, Identity, Opened, PairKeys, Suite};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::measure::{rate, round, suite_parser};
 use crate::Global;
 
 /// Identities the noise entries are sealed to (and sent from).
@@ -38,7 +36,7 @@ const MIN_MEASURE: Duration = Duration::from_secs(1);
 /// Entries in the warm-up pass of each measurement.
 const WARM_UP: usize = 200;
 
-/// `deaddrop bench scan`.
+/// `deaddrop-bench scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// The suite to measure.
@@ -52,11 +50,6 @@ pub struct ScanArgs {
     /// Threads for the all-cores scan [default: one per core].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
-}
-
-/// Suite names come from `proto`, so `--help` and errors list exactly the suites it knows.
-fn suite_parser() -> impl TypedValueParser<Value = Suite> {
-    PossibleValuesParser::new(Suite::ALL.map(Suite::name)).try_map(|name| name.parse::<Suite>())
 }
 
 fn default_entries(suite: Suite) -> u32 {
@@ -126,7 +119,7 @@ pub fn run(global: Global, args: ScanArgs) -> anyhow::Result<()> {
 
     progress("measuring");
     let scan_with = |pool: &rayon::ThreadPool, entries: &[Entry]| -> Found {
-        pool.install(|| scan_parallel(&fixture.me.id, &fixture.me.checks, &fixture, entries))
+        pool.install(|| scan_parallel(&fixture.me.id, &fixture.me.checks, &fixture.book, entries))
     };
     // Warm-up: fault in the entries' pages, spin up the pools' threads, fill the caches.
     let head = &entries[..n.min(WARM_UP)];
@@ -186,7 +179,7 @@ pub fn run(global: Global, args: ScanArgs) -> anyhow::Result<()> {
 
 fn print_human(r: &ScanReport) {
     println!(
-        "deaddrop bench scan: suite {}, {} entries ({} for me), {} of {} cores",
+        "deaddrop-bench scan: suite {}, {} entries ({} for me), {} of {} cores",
         r.suite, r.entries, r.entries_for_me, r.threads, r.cores
     );
     println!("  entry size            {:>8} bytes", r.entry_bytes);
@@ -244,54 +237,40 @@ impl Meter {
     }
 }
 
-fn rate(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
-fn round(x: f64, decimals: i32) -> f64 {
-    let f = 10f64.powi(decimals);
-    (x * f).round() / f
-}
-
-/// An identity with the check strings it accepts and the card it hands out.
-struct Person {
-    id: Identity,
-    checks: Vec<CheckString>,
-    card: ContactCard,
-}
-
-impl Person {
-    fn generate(suite: Suite) -> anyhow::Result<Person> {
-        let id = Identity::generate(suite, &mut SystemRng)
-            .with_context(|| format!("cannot generate a {suite} identity"))?;
-        let checks = vec![CheckString::generate(&mut SystemRng)];
-        let card = ContactCard::new(id.address().clone(), checks.clone(), None)?;
-        Ok(Person { id, checks, card })
-    }
-}
-
 /// The scanning identity, the pool the noise goes to, and the scanner's one contact.
 struct Fixture {
     me: Person,
     others: Vec<Person>,
     /// The key the scanner issued to its contact `others[0]`, who authenticates with it.
-    issued: Vec<CheckKey>,
+    issued: CheckKey,
     /// The key `others[0]` issued to the scanner.
     reply: CheckKey,
+    /// The scanner's contact book: `others[0]`, who has proven the key issued to it.
+    book: Book,
 }
 
 impl Fixture {
     fn generate(suite: Suite) -> anyhow::Result<Fixture> {
         let mut people = (0..=POOL)
             .into_par_iter()
-            .map(|_| Person::generate(suite))
+            .map(|_| {
+                Person::generate(suite, None, &mut SystemRng)
+                    .with_context(|| format!("cannot generate a {suite} identity"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let me = people.remove(0);
+        let issued = CheckKey::generate(&mut SystemRng);
+        let book = Book::default().with(
+            people[0].id.address().fingerprint(),
+            vec![issued.clone()],
+            true,
+        );
         Ok(Fixture {
             me,
             others: people,
-            issued: vec![CheckKey::generate(&mut SystemRng)],
+            issued,
             reply: CheckKey::generate(&mut SystemRng),
+            book,
         })
     }
 
@@ -320,7 +299,7 @@ impl Fixture {
                         None,
                         (i % 2 == 0).then(|| &self.others[(i + 1) % POOL].card.checks()[0]),
                     ),
-                    Target::FromContact => (self.contact(), &self.me, Some(&self.issued[0]), None),
+                    Target::FromContact => (self.contact(), &self.me, Some(&self.issued), None),
                     Target::FromStranger => (
                         self.stranger(),
                         &self.me,
@@ -340,16 +319,6 @@ impl Fixture {
                 }
             })
             .collect()
-    }
-}
-
-/// The scanner's contact book: one contact, who has proven the key issued to it.
-impl Contacts for Fixture {
-    fn known_sender(&self, fingerprint: &Fingerprint) -> Option<KnownSender<'_>> {
-        (*fingerprint == self.contact().id.address().fingerprint()).then_some(KnownSender {
-            issued: &self.issued,
-            require_check: true,
-        })
     }
 }
 

@@ -1,14 +1,14 @@
-//! `deaddrop bench sync`, run as the real binary on a small ledger. Speed is not asserted: the
+//! `deaddrop-bench sync`, run as the real binary on a small ledger. Speed is not asserted: the
 //! benchmark prints its own ratio. This checks that it runs, checks that every message for the
 //! measured identity arrived (it fails otherwise), and reports every field.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod client_support;
+mod support;
 
 use std::time::Duration;
 
-use client_support::{bare_command, run_command};
 use serde::Deserialize;
+use support::{bare_command, run_command};
 
 #[derive(Debug, Deserialize)]
 struct SyncBenchReport {
@@ -29,8 +29,8 @@ struct SyncBenchReport {
 #[test]
 fn bench_sync_reports_every_field() {
     let mut cmd = bare_command();
-    cmd.args(["--json", "bench", "sync", "--entries", "2000"]);
-    let out = run_command(cmd, None, Duration::from_secs(120)).ok();
+    cmd.args(["--json", "sync", "--entries", "2000"]);
+    let out = run_command(cmd, Duration::from_secs(120)).ok();
     assert_eq!(
         out.stdout.lines().count(),
         1,
@@ -64,8 +64,8 @@ fn bench_sync_reports_every_field() {
 #[test]
 fn bench_sync_human_report_names_the_ratio() {
     let mut cmd = bare_command();
-    cmd.args(["bench", "sync", "--entries", "200", "--for-me", "10"]);
-    let out = run_command(cmd, None, Duration::from_secs(120)).ok();
+    cmd.args(["sync", "--entries", "200", "--for-me", "10"]);
+    let out = run_command(cmd, Duration::from_secs(120)).ok();
     for needle in ["sync from id 0", "scan only", "ratio", "peak RSS"] {
         assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);
     }

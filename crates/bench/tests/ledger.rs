@@ -1,7 +1,9 @@
-//! `deaddrop bench ledger`, run as the real binary with a small load. Speed is not asserted:
+//! `deaddrop-bench ledger`, run as the real binary with a small load. Speed is not asserted:
 //! the benchmark prints its figures next to their goals; this checks that it runs end to end
 //! and reports every field with a sane value.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::process::Command;
 
@@ -52,10 +54,9 @@ fn positive(v: f64) -> bool {
 
 #[test]
 fn json_ledger_report_has_every_field_with_sane_values() {
-    let out = Command::new(env!("CARGO_BIN_EXE_deaddrop"))
+    let out = Command::new(support::BIN)
         .args([
             "--json",
-            "bench",
             "ledger",
             "--seconds",
             "1",
@@ -71,7 +72,7 @@ fn json_ledger_report_has_every_field_with_sane_values() {
             "300",
         ])
         .output()
-        .expect("the deaddrop binary runs");
+        .expect("the deaddrop-bench binary runs");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
@@ -132,11 +133,10 @@ fn json_ledger_report_has_every_field_with_sane_values() {
 
 #[test]
 fn mirror_catchup_can_be_skipped() {
-    let out = Command::new(env!("CARGO_BIN_EXE_deaddrop"))
+    let out = Command::new(support::BIN)
         .env("PATH", "/nonexistent")
         .args([
             "--json",
-            "bench",
             "ledger",
             "--store",
             "memory",
@@ -154,7 +154,7 @@ fn mirror_catchup_can_be_skipped() {
             "0",
         ])
         .output()
-        .expect("the deaddrop binary runs");
+        .expect("the deaddrop-bench binary runs");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
@@ -167,8 +167,8 @@ fn mirror_catchup_can_be_skipped() {
 
 #[test]
 fn unknown_store_is_refused_with_the_known_ones() {
-    let out = Command::new(env!("CARGO_BIN_EXE_deaddrop"))
-        .args(["bench", "ledger", "--store", "floppy"])
+    let out = Command::new(support::BIN)
+        .args(["ledger", "--store", "floppy"])
         .output()
         .unwrap();
     assert!(!out.status.success());

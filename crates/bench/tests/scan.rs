@@ -1,18 +1,12 @@
-//! `deaddrop bench scan`, run as the real binary. Speed is not asserted here: the benchmark
+//! `deaddrop-bench scan`, run as the real binary. Speed is not asserted here: the benchmark
 //! itself prints its ratios; these tests check that it runs, checks its own result and reports
 //! every field.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod support;
 
 use serde::Deserialize;
-
-fn deaddrop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deaddrop"))
-        .args(args)
-        .output()
-        .expect("the deaddrop binary runs")
-}
+use support::bench;
 
 /// The fields the issue names, and those the bench adds; a missing one fails to parse.
 #[derive(Debug, Deserialize)]
@@ -33,15 +27,7 @@ struct ScanReport {
 
 #[test]
 fn json_scan_report_has_every_field_with_sane_values() {
-    let out = deaddrop(&[
-        "--json",
-        "bench",
-        "scan",
-        "--suite",
-        "xwing",
-        "--entries",
-        "300",
-    ]);
+    let out = bench(&["--json", "scan", "--suite", "xwing", "--entries", "300"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
@@ -69,7 +55,7 @@ fn json_scan_report_has_every_field_with_sane_values() {
 
 #[test]
 fn human_scan_report_names_sizes_and_rates() {
-    let out = deaddrop(&["bench", "scan", "--entries", "50", "--threads", "2"]);
+    let out = bench(&["scan", "--entries", "50", "--threads", "2"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}");
     for needle in [
@@ -89,7 +75,7 @@ fn human_scan_report_names_sizes_and_rates() {
 
 #[test]
 fn unknown_suite_is_refused_with_the_known_ones() {
-    let out = deaddrop(&["bench", "scan", "--suite", "rot13"]);
+    let out = bench(&["scan", "--suite", "rot13"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -105,7 +91,7 @@ fn unknown_suite_is_refused_with_the_known_ones() {
 
 #[test]
 fn too_few_entries_are_refused() {
-    let out = deaddrop(&["--json", "bench", "scan", "--entries", "3"]);
+    let out = bench(&["--json", "scan", "--entries", "3"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("--entries"), "{stderr}");

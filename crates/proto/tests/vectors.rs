@@ -23,8 +23,8 @@ use deaddrop_proto::{
     RejectReason, Suite, PROTOCOL,
 };
 use fixtures::{
-    bytes, check_or_write, encapsulate, people, rng, rsa_oaep_encrypt, vectors_dir,
-    xwing_encapsulate, xwing_expand, xwing_secret_from_seed, Book, KemInputs, Person,
+    bytes, check_or_write, encapsulate, people, rng, vectors_dir, xwing_encapsulate, xwing_expand,
+    xwing_secret_from_seed, KemInputs, Person,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

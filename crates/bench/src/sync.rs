@@ -33,7 +33,7 @@ use deaddrop_client::keystore;
 use deaddrop_client::ops;
 use deaddrop_client::scan::scan_parallel;
 use deaddrop_ledger::store::log::LogStore;
-use deaddrop_ledger::store::Store;
+use deaddrop_ledger::store::{EntryId, Store};
 use deaddrop_ledger::{Config, Ledger};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::testkit::Person;
@@ -218,7 +218,7 @@ pub fn run(global: Global, args: SyncArgs) -> anyhow::Result<()> {
         let mut scan_time = Duration::ZERO;
         let mut scanned = 0u64;
         while scan_time < MIN_SCAN || scanned < total {
-            let mut after = 0;
+            let mut after = EntryId::START;
             let mut found = 0;
             loop {
                 let records = rt.block_on(store.read(after, SCAN_CHUNK))?;

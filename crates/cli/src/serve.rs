@@ -12,7 +12,7 @@ use deaddrop_ledger::mirror::Upstream;
 use deaddrop_ledger::store::jetstream::{JetStreamConfig, JetStreamStore};
 use deaddrop_ledger::store::log::LogStore;
 use deaddrop_ledger::store::memory::MemoryStore;
-use deaddrop_ledger::store::Store;
+use deaddrop_ledger::store::{MirrorStore, Store};
 use deaddrop_ledger::{Config, Ledger, ServeConfig, Settings, StoreChoice};
 
 /// `deaddrop serve`: the ledger's settings (one struct for flags, environment and file) and the
@@ -48,7 +48,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
     Ok(args.settings.or(file).validate(default_data_dir())?)
 }
 
-async fn open_store(kind: &StoreChoice, c: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// The store the settings name, and the same store as a mirror's where it can hold one.
+type Opened = (Arc<dyn Store>, Option<Arc<dyn MirrorStore>>);
+
+async fn open_store(kind: &StoreChoice, c: &Config) -> anyhow::Result<Opened> {
     let suite = c.suite;
     Ok(match kind {
         StoreChoice::Nats {
@@ -63,12 +66,20 @@ async fn open_store(kind: &StoreChoice, c: &Config) -> anyhow::Result<Arc<dyn St
             entry_len: suite.layout().entry_len,
         })
         .await
+        .map(|s| (s as Arc<dyn Store>, None))
         .context("cannot open the JetStream store")?,
-        StoreChoice::Embedded(dir) => Arc::new(
-            LogStore::open(dir, suite.layout().entry_len)
-                .with_context(|| format!("cannot open the ledger store in {}", dir.display()))?,
-        ),
-        StoreChoice::Memory => Arc::new(MemoryStore::new()),
+        StoreChoice::Embedded(dir) => {
+            let s = Arc::new(
+                LogStore::open(dir, suite.layout().entry_len).with_context(|| {
+                    format!("cannot open the ledger store in {}", dir.display())
+                })?,
+            );
+            (s.clone(), Some(s))
+        }
+        StoreChoice::Memory => {
+            let s = Arc::new(MemoryStore::new());
+            (s.clone(), Some(s))
+        }
     })
 }
 
@@ -142,7 +153,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let store = open_store(&r.store, &r.config).await?;
+        let (store, mirror_store) = open_store(&r.store, &r.config).await?;
         let listener = tokio::net::TcpListener::bind(r.listen).await.with_context(|| {
             format!("cannot listen on {}: is another ledger already running there? Use --listen to pick another port", r.listen)
         })?;
@@ -165,6 +176,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(url) => {
                 eprintln!("  mirror of {url}: appends are forwarded there");
                 let up = Upstream::new(url).context("--mirror-of")?;
+                let store = mirror_store.context(
+                    "a mirror keeps its copy in the embedded or memory store, not in JetStream",
+                )?;
                 Ledger::mirror(r.config, store, up)?
             }
             None => Ledger::new(r.config, store)?,

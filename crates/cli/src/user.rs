@@ -16,8 +16,8 @@ use deaddrop_client::output::{
     InboxKind, InboxRowJson, InitJson, MessageJson, RejectJson, RequestJson, RotateJson, SendJson,
     SyncJson, WatchEventJson,
 };
-use deaddrop_client::ClientError;
 use deaddrop_client::LedgerClient;
+use deaddrop_client::{ClientError, Direction, RequestId};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{CheckKey, CheckString, ContactCard, Identity, Suite};
 use serde::Serialize;
@@ -121,7 +121,7 @@ pub enum UserCmd {
     /// Accept a request: its sender becomes a contact you can reply to.
     Accept {
         /// The request's id (see `deaddrop requests`).
-        id: i64,
+        id: RequestId,
         /// The name you will use for them.
         #[arg(long)]
         name: String,
@@ -129,7 +129,7 @@ pub enum UserCmd {
     /// Reject a request: its messages are deleted, later ones from the sender dropped.
     Reject {
         /// The request's id.
-        id: i64,
+        id: RequestId,
     },
     /// Stay connected and print messages as they arrive (Ctrl-C to stop).
     Watch,
@@ -272,8 +272,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             } else {
                 Some(new_passphrase()?)
             };
-            let id = Identity::generate(suite, &mut SystemRng)
-                .map_err(|e| ClientError::Proto(e.to_string()))?;
+            let id = Identity::generate(suite, &mut SystemRng).map_err(ClientError::from)?;
             let sealed = keystore::seal(&id, pass.as_ref())?;
             db.create_identity(
                 id.address(),
@@ -444,7 +443,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     println!("No messages with {name} yet.");
                 }
                 for m in msgs {
-                    let who = if m.direction == "in" {
+                    let who = if m.direction == Direction::In {
                         name.as_str()
                     } else {
                         "me"

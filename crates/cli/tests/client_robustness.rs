@@ -95,7 +95,7 @@ fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
     let read = b.read("a");
     let mut count: HashMap<&str, usize> = HashMap::new();
     for m in &read {
-        assert_eq!(m.direction, "in", "{m:?}");
+        assert_eq!(m.direction, deaddrop_client::Direction::In, "{m:?}");
         *count.entry(m.text.as_str()).or_default() += 1;
     }
     for text in &sent {

@@ -20,6 +20,7 @@ use deaddrop_proto::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::error::ClientError;
+use crate::{Direction, RequestId};
 
 /// The database file inside a home.
 pub const DB_FILE: &str = "deaddrop.sqlite3";
@@ -137,8 +138,8 @@ pub struct Contact {
 pub struct MessageView {
     /// Row id.
     pub id: i64,
-    /// `in` or `out`.
-    pub direction: String,
+    /// Which way it went.
+    pub direction: Direction,
     /// The text.
     pub text: String,
     /// Ledger time (in) or send time (out), ms since the Unix epoch.
@@ -163,8 +164,8 @@ pub struct InboxRow {
 /// A pending first message from an unknown sender.
 #[derive(Debug, Clone)]
 pub struct RequestView {
-    /// Message row id: what `accept` and `reject` take.
-    pub id: i64,
+    /// What `accept` and `reject` take.
+    pub id: RequestId,
     /// The sender's fingerprint.
     pub fingerprint: Fingerprint,
     /// The text.
@@ -256,20 +257,23 @@ fn key32(b: Vec<u8>) -> Option<[u8; 32]> {
 }
 
 fn blob_fp(b: Vec<u8>) -> Result<Fingerprint, ClientError> {
-    key32(b)
-        .map(Fingerprint)
-        .ok_or_else(|| ClientError::Proto("a stored fingerprint is damaged".into()))
+    key32(b).map(Fingerprint).ok_or(ClientError::Damaged {
+        what: "fingerprint",
+        detail: None,
+    })
 }
 
 fn check_key(b: Vec<u8>) -> Result<CheckKey, ClientError> {
     key32(b)
         .map(CheckKey::from_bytes)
-        .ok_or_else(|| ClientError::Proto("a stored check key is damaged".into()))
+        .ok_or(ClientError::Damaged {
+            what: "check key",
+            detail: None,
+        })
 }
 
 fn parse_card(text: &str) -> Result<ContactCard, ClientError> {
-    ContactCard::parse(text)
-        .map_err(|e| ClientError::Proto(format!("a stored card is damaged: {e}")))
+    ContactCard::parse(text).map_err(|e| ClientError::damaged("card", e))
 }
 
 fn reason_name(r: RejectReason) -> &'static str {
@@ -346,8 +350,7 @@ impl Db {
         let (suite, name, address, sealed_key) = row.ok_or_else(|| ClientError::NoIdentity {
             home: self.home.display().to_string(),
         })?;
-        let address = Address::parse(&address)
-            .map_err(|e| ClientError::Proto(format!("the stored address is damaged: {e}")))?;
+        let address = Address::parse(&address).map_err(|e| ClientError::damaged("address", e))?;
         Ok(IdentityRow {
             suite,
             name,
@@ -401,9 +404,10 @@ impl Db {
         })?;
         let mut out = Vec::new();
         for v in rows {
-            let v: [u8; 16] = v?
-                .try_into()
-                .map_err(|_| ClientError::Proto("a stored check string is damaged".into()))?;
+            let v: [u8; 16] = v?.try_into().map_err(|_| ClientError::Damaged {
+                what: "check string",
+                detail: None,
+            })?;
             out.push(CheckString::from_bytes(v));
         }
         Ok(out)
@@ -414,7 +418,7 @@ impl Db {
         let id = self.identity()?;
         let mut checks = self.accepted_checks(now_ms)?;
         checks.truncate(deaddrop_proto::card::MAX_CHECK_STRINGS);
-        ContactCard::new(id.address, checks, id.name).map_err(|e| ClientError::Proto(e.to_string()))
+        ContactCard::new(id.address, checks, id.name).map_err(ClientError::MyCard)
     }
 
     /// Starts a new check string; the others stay accepted for [`CHECK_GRACE_MS`].
@@ -782,7 +786,7 @@ impl Db {
         )?;
         let rows = st.query_map([], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
+                r.get::<_, RequestId>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
@@ -801,7 +805,7 @@ impl Db {
         Ok(out)
     }
 
-    fn request_fp(&self, id: i64) -> Result<Vec<u8>, ClientError> {
+    fn request_fp(&self, id: RequestId) -> Result<Vec<u8>, ClientError> {
         self.conn
             .query_row(
                 "SELECT m.request_fp FROM messages m JOIN requests r ON r.fingerprint = m.request_fp
@@ -817,7 +821,7 @@ impl Db {
     /// all its pending messages become the start of the conversation.
     pub fn accept_request(
         &mut self,
-        id: i64,
+        id: RequestId,
         name: &str,
         issued: &CheckKey,
         now_ms: u64,
@@ -828,13 +832,13 @@ impl Db {
             [&fp],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let address = Address::parse(&address)
-            .map_err(|e| ClientError::Proto(format!("a stored request is damaged: {e}")))?;
-        let check: [u8; 16] = check
-            .try_into()
-            .map_err(|_| ClientError::Proto("a stored request is damaged".into()))?;
+        let address = Address::parse(&address).map_err(|e| ClientError::damaged("request", e))?;
+        let check: [u8; 16] = check.try_into().map_err(|_| ClientError::Damaged {
+            what: "request",
+            detail: None,
+        })?;
         let card = ContactCard::new(address, vec![CheckString::from_bytes(check)], None)
-            .map_err(|e| ClientError::Proto(e.to_string()))?;
+            .map_err(|e| ClientError::damaged("request", e))?;
         let contact = self.add_contact(name, &card, issued, now_ms)?;
         self.conn
             .execute("DELETE FROM requests WHERE fingerprint = ?1", [&fp])?;
@@ -842,7 +846,7 @@ impl Db {
     }
 
     /// Rejects a request: its messages are deleted and later ones from the same sender dropped.
-    pub fn reject_request(&mut self, id: i64) -> Result<(), ClientError> {
+    pub fn reject_request(&mut self, id: RequestId) -> Result<(), ClientError> {
         let fp = self.request_fp(id)?;
         let tx = self.conn.transaction()?;
         tx.execute(
@@ -954,8 +958,7 @@ fn store_part(
         });
     }
     drop(st);
-    let bytes =
-        assemble(&parts).map_err(|e| ClientError::Proto(format!("reassembly failed: {e}")))?;
+    let bytes = assemble(&parts).map_err(|e| ClientError::damaged("message parts", e))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO messages (contact_id, request_fp, direction, sender_fp, message_id, text, time_ms, sent_ms, verified)

@@ -34,7 +34,7 @@ pub enum ClientError {
     ContactExists(String),
     /// A request id that is not pending.
     #[error("no pending request with id {0}")]
-    UnknownRequest(i64),
+    UnknownRequest(crate::RequestId),
     /// Bad user input (name, text, flags).
     #[error("{0}")]
     Input(String),
@@ -73,9 +73,37 @@ pub enum ClientError {
         /// The error.
         source: std::io::Error,
     },
-    /// A protocol-level error from sealing or parsing.
-    #[error("{0}")]
-    Proto(String),
+    /// Sealing a message failed.
+    #[error("the message could not be sealed: {0}")]
+    Seal(#[from] deaddrop_proto::SealError),
+    /// Making or loading an identity failed.
+    #[error("the identity could not be made or loaded: {0}")]
+    Identity(#[from] deaddrop_proto::IdentityError),
+    /// My own card could not be made (my name or check strings break a card rule).
+    #[error("your contact card could not be made: {0}")]
+    MyCard(deaddrop_proto::CardError),
+    /// The ledger asks for more proof of work than this client solves.
+    #[error("the ledger asks for a {asked}-bit proof of work; this client solves at most {max}")]
+    PowTooHard {
+        /// The bits asked for.
+        asked: u8,
+        /// The most this client solves.
+        max: u8,
+    },
+    /// Something stored in the home directory cannot be read back.
+    #[error("the stored {what} is damaged{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Damaged {
+        /// What was being read.
+        what: &'static str,
+        /// Why it cannot be read, when known.
+        detail: Option<String>,
+    },
+    /// Deriving or applying the key that protects the private key failed.
+    #[error("protecting the private key failed: {0}")]
+    KeyProtection(&'static str),
+    /// A background task stopped before answering.
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl ClientError {
@@ -106,7 +134,18 @@ impl ClientError {
             ClientError::Protocol { .. } => "check that --ledger points at a deaddrop ledger of this version".into(),
             ClientError::Database(_) => "check the disk and the permissions of your --home; the database is deaddrop.sqlite3 there".into(),
             ClientError::Io { .. } => "check the path and its permissions".into(),
-            ClientError::Proto(_) => "see the message above".into(),
+            ClientError::Seal(_) | ClientError::Identity(_) | ClientError::KeyProtection(_) | ClientError::Task(_) => "this is probably a bug; please report it with the message above".into(),
+            ClientError::MyCard(_) => "choose a shorter name, or rotate your check string with `deaddrop check-string rotate`".into(),
+            ClientError::PowTooHard { .. } => "the ledger is under heavy load; try again later or use another --ledger".into(),
+            ClientError::Damaged { .. } => "the home directory was changed outside deaddrop or the disk is failing; restore it from a backup".into(),
+        }
+    }
+
+    /// Something stored that cannot be read back, with why.
+    pub fn damaged(what: &'static str, detail: impl std::fmt::Display) -> Self {
+        ClientError::Damaged {
+            what,
+            detail: Some(detail.to_string()),
         }
     }
 

@@ -47,11 +47,11 @@ fn derive(
     p: u32,
 ) -> Result<Zeroizing<[u8; 32]>, ClientError> {
     let params = argon2::Params::new(m, t, p, Some(32))
-        .map_err(|e| ClientError::Proto(format!("bad key-file parameters: {e}")))?;
+        .map_err(|_| ClientError::KeyProtection("the key-file parameters are out of range"))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut k = Zeroizing::new([0u8; 32]);
     a.hash_password_into(pass.0.as_bytes(), salt, k.as_mut())
-        .map_err(|e| ClientError::Proto(format!("key derivation failed: {e}")))?;
+        .map_err(|_| ClientError::KeyProtection("the key derivation (Argon2id) failed"))?;
     Ok(k)
 }
 
@@ -80,7 +80,7 @@ pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, C
     let k = derive(pass, &salt, ARGON2_M_KIB, ARGON2_T, ARGON2_P)?;
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, k.as_ref())
-            .map_err(|_| ClientError::Proto("AES key setup failed".into()))?,
+            .map_err(|_| ClientError::KeyProtection("the AES key setup failed"))?,
     );
     let mut body = Zeroizing::new(secret.to_vec());
     let tag = key
@@ -89,7 +89,7 @@ pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, C
             Aad::from(&out[..HEADER_LEN]),
             body.as_mut_slice(),
         )
-        .map_err(|_| ClientError::Proto("sealing the key failed".into()))?;
+        .map_err(|_| ClientError::KeyProtection("sealing the key failed"))?;
     out.extend_from_slice(&body);
     out.extend_from_slice(tag.as_ref());
     Ok(out)
@@ -102,15 +102,14 @@ pub fn is_encrypted(sealed: &[u8]) -> bool {
 
 /// Opens what [`seal`] stored.
 pub fn open(sealed: &[u8], pass: Option<&Passphrase>) -> Result<Identity, ClientError> {
-    let damaged = || {
-        ClientError::Proto(
-            "the stored key is damaged; restore your home directory from a backup".into(),
-        )
+    let damaged = || ClientError::Damaged {
+        what: "private key",
+        detail: None,
     };
     let rest = sealed.strip_prefix(&MAGIC[..]).ok_or_else(damaged)?;
     match rest.first() {
         Some(0) => {
-            Identity::import_secret(&rest[1..]).map_err(|e| ClientError::Proto(e.to_string()))
+            Identity::import_secret(&rest[1..]).map_err(|e| ClientError::damaged("private key", e))
         }
         Some(1) => {
             let pass = pass.ok_or(ClientError::NoPassphrase)?;
@@ -139,7 +138,7 @@ pub fn open(sealed: &[u8], pass: Option<&Passphrase>) -> Result<Identity, Client
                     body.as_mut_slice(),
                 )
                 .map_err(|_| ClientError::WrongPassphrase)?;
-            Identity::import_secret(plain).map_err(|e| ClientError::Proto(e.to_string()))
+            Identity::import_secret(plain).map_err(|e| ClientError::damaged("private key", e))
         }
         _ => Err(damaged()),
     }

@@ -12,6 +12,7 @@ pub use deaddrop_proto as proto;
 
 pub mod db;
 pub mod error;
+pub mod ids;
 pub mod keystore;
 pub mod ops;
 pub mod output;
@@ -19,6 +20,7 @@ pub mod scan;
 
 pub use deaddrop_api::LedgerClient;
 pub use error::ClientError;
+pub use ids::{Direction, RequestId};
 
 /// A client of the ledger at `url` (`http://host:port`), through `proxy` if one is given
 /// (`socks5h://` resolves names at the proxy, as Tor needs; `socks5://` locally).

@@ -152,8 +152,7 @@ pub async fn send(
         now,
         message_id,
         &mut rng,
-    )
-    .map_err(|e| ClientError::Proto(e.to_string()))?;
+    )?;
     let bytes: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
     db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
     let ids = flush_outbox(db, ledger, suite, info.pow_bits).await?;
@@ -166,10 +165,10 @@ pub async fn send(
 
 fn stamp_all(entries: &mut [Entry], bits: u8) -> Result<(), ClientError> {
     if bits > pow::MAX_BITS {
-        return Err(ClientError::Proto(format!(
-            "the ledger asks for a {bits}-bit proof of work; this client solves at most {}",
-            pow::MAX_BITS
-        )));
+        return Err(ClientError::PowTooHard {
+            asked: bits,
+            max: pow::MAX_BITS,
+        });
     }
     entries.par_iter_mut().for_each(|e| {
         pow::solve(e, bits, SystemRng.next_u64());
@@ -189,10 +188,7 @@ pub async fn flush_outbox(
     let pending = db.pending_outbox()?;
     let mut entries = pending
         .iter()
-        .map(|p| {
-            Entry::parse(suite, &p.entry)
-                .map_err(|e| ClientError::Proto(format!("a queued part is damaged: {e}")))
-        })
+        .map(|p| Entry::parse(suite, &p.entry).map_err(|e| ClientError::damaged("queued part", e)))
         .collect::<Result<Vec<_>, _>>()?;
     stamp_all(&mut entries, bits)?;
     let mut ids = Vec::with_capacity(entries.len());
@@ -249,9 +245,7 @@ pub async fn sync(
     };
     let mut next = Some(fetch(report.last_id));
     while let Some(pending) = next.take() {
-        let page = pending
-            .await
-            .map_err(|e| ClientError::Proto(format!("read task failed: {e}")))??;
+        let page = pending.await??;
         let next_after = page.meta.next_after.get();
         let frames = decode_frames(ledger, &page.body, entry_len)?;
         let full = frames.len() >= limit;

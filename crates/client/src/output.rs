@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Direction, RequestId};
+
 /// `deaddrop --json init`: the identity just created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitJson {
@@ -137,7 +139,7 @@ pub struct InboxRowJson {
     pub fingerprint: Option<String>,
     /// A request's id, for `accept` and `reject` (requests only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<i64>,
+    pub id: Option<RequestId>,
     /// Conversation or request.
     pub kind: InboxKind,
     /// The time of the newest message, if any.
@@ -150,7 +152,7 @@ pub struct InboxRowJson {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageJson {
     /// `in` (from them) or `out` (from you).
-    pub direction: String,
+    pub direction: Direction,
     /// The text.
     pub text: String,
     /// Ledger time (in) or send time (out).
@@ -169,7 +171,7 @@ pub struct RequestJson {
     /// The sender's fingerprint.
     pub fingerprint: String,
     /// The request's id, for `accept` and `reject`.
-    pub id: i64,
+    pub id: RequestId,
     /// The text.
     pub text: String,
     /// Ledger time.
@@ -189,7 +191,7 @@ pub struct AcceptJson {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectJson {
     /// The id of the request rejected.
-    pub rejected: i64,
+    pub rejected: RequestId,
 }
 
 /// `deaddrop --json check-string rotate`: the card with the new check string.
@@ -284,7 +286,7 @@ mod tests {
         let request = InboxRowJson {
             contact: None,
             fingerprint: Some("fp".into()),
-            id: Some(4),
+            id: Some(RequestId(4)),
             kind: InboxKind::Request,
             last_time: Some(5),
             unread: 1,
@@ -294,7 +296,7 @@ mod tests {
             r#"{"contact":null,"fingerprint":"fp","id":4,"kind":"request","last_time":5,"unread":1}"#
         );
         let message = MessageJson {
-            direction: "in".into(),
+            direction: Direction::In,
             text: "t".into(),
             time: 1,
             time_iso: "1970-01-01T00:00:00Z".into(),

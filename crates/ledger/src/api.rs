@@ -17,8 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use deaddrop_api::header::{ENTRY_MEDIA_TYPE, POW_BITS};
 use deaddrop_api::{
-    path, EntryId, Frame, IdRange, PageMeta, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE,
-    FRAME_HEADER_LEN,
+    path, EntryId, Frame, PageMeta, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE, FRAME_HEADER_LEN,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, Semaphore};
@@ -167,7 +166,7 @@ async fn read(
         e
     })?;
     let parsed = (|| {
-        let after = param(&q, "after")?.unwrap_or(0);
+        let after = EntryId(param(&q, "after")?.unwrap_or(0));
         let max = ledger.config().max_page;
         let limit = match param(&q, "limit")? {
             None => ledger.config().default_page,
@@ -186,24 +185,21 @@ async fn read(
     let mut body = Vec::with_capacity(page.records.len() * (FRAME_HEADER_LEN + entry_len));
     for r in &page.records {
         Frame {
-            id: EntryId(r.id),
+            id: r.id,
             time_ms: r.time_ms,
             entry: &r.entry,
         }
         .encode(&mut body);
     }
-    let gap = page
-        .gap
-        .and_then(|(a, b)| IdRange::new(EntryId(a), EntryId(b)));
+    let gap = page.gap;
     let meta = PageMeta {
-        next_after: EntryId(
-            page.records
-                .last()
-                .map_or(after, |r| r.id)
-                .max(gap.map_or(0, |g| g.last().get())),
-        ),
-        oldest: page.oldest.map(EntryId),
-        newest: page.newest.map(EntryId),
+        next_after: page
+            .records
+            .last()
+            .map_or(after, |r| r.id)
+            .max(gap.map_or(EntryId::START, |g| g.last())),
+        oldest: page.oldest,
+        newest: page.newest,
         gap,
         pow_bits: Some(ledger.pow_bits()),
     };
@@ -232,7 +228,7 @@ async fn stream(
             "the query string cannot be read: {e}"
         )))
     })?;
-    let after = param(&q, "after").map_err(count)?.unwrap_or(0);
+    let after = EntryId(param(&q, "after").map_err(count)?.unwrap_or(0));
     let ws = ws.map_err(|_| count(ApiError::not_websocket()))?;
     let slot = ledger
         .subscriber_slot()
@@ -254,7 +250,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves one push subscriber: a hello, the backlog after `after`, then live entries. A
 /// subscriber that falls more than `subscriber_buffer` entries behind is closed with
 /// [`CLOSE_LAGGED`] and resumes by reading.
-async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
+async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: EntryId) {
     let (mut tx, mut rx) = socket.split();
     let mut live = ledger.subscribe_frames();
     let mut stop = ledger.shutdown_signal();
@@ -268,18 +264,13 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
             Err(_) => return,
         };
         if first {
-            let hello = StreamHello::new(
-                page.oldest.map(EntryId),
-                page.newest.map(EntryId),
-                page.gap
-                    .and_then(|(a, b)| IdRange::new(EntryId(a), EntryId(b))),
-            );
+            let hello = StreamHello::new(page.oldest, page.newest, page.gap);
             let text = serde_json::to_string(&hello).unwrap_or_default();
             if !deliver(&mut tx, Message::Text(text.into())).await {
                 return;
             }
-            if let Some((_, b)) = page.gap {
-                cursor = cursor.max(b);
+            if let Some(g) = page.gap {
+                cursor = cursor.max(g.last());
             }
             first = false;
         }
@@ -305,7 +296,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
                     // feed, so a hole is filled from the store; the late records are then
                     // skipped above, and the stream stays complete and in order.
                     while cursor + 1 < r.id {
-                        let missing = usize::try_from(r.id - cursor - 1)
+                        let missing = usize::try_from(r.id.get() - cursor.get() - 1)
                             .unwrap_or(usize::MAX)
                             .min(ledger.config().max_page);
                         let Ok(records) = ledger.store().read(cursor, missing).await else {
@@ -331,7 +322,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: u64) {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     ledger.metrics.lagged.inc();
-                    let reason = format!("lagged: read {} and reconnect", path::read(EntryId(cursor), ledger.config().max_page));
+                    let reason = format!("lagged: read {} and reconnect", path::read(cursor, ledger.config().max_page));
                     let _ = deliver(&mut tx, Message::Close(Some(CloseFrame { code: CLOSE_LAGGED, reason: reason.into() }))).await;
                     return;
                 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use deaddrop_api::{Accepted, EntryId, Frame, Info};
+use deaddrop_api::{Accepted, EntryId, Frame, IdRange, Info};
 use deaddrop_proto::{pow, Entry, PROTOCOL};
 use tokio::sync::{broadcast, watch, Semaphore};
 
@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::policy::{DifficultyPolicy, LifetimePolicy};
 use crate::problem::ApiError;
-use crate::store::{Record, Store};
+use crate::store::{MirrorStore, Record, Store};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -28,7 +28,7 @@ pub fn now_ms() -> u64 {
 #[derive(Clone, Debug)]
 pub struct Pushed {
     /// The entry id.
-    pub id: u64,
+    pub id: EntryId,
     /// The frame (`docs/API.md`), encoded once.
     pub frame: Bytes,
 }
@@ -37,7 +37,7 @@ pub struct Pushed {
 pub fn encode_frame(r: &Record) -> Bytes {
     Bytes::from(
         Frame {
-            id: EntryId(r.id),
+            id: r.id,
             time_ms: r.time_ms,
             entry: &r.entry,
         }
@@ -51,11 +51,11 @@ pub struct Page {
     /// The entries, in id order.
     pub records: Vec<Record>,
     /// The oldest id held.
-    pub oldest: Option<u64>,
+    pub oldest: Option<EntryId>,
     /// The newest id assigned.
-    pub newest: Option<u64>,
-    /// Ids after the reader's position that expired before it read them: `(first, last)`.
-    pub gap: Option<(u64, u64)>,
+    pub newest: Option<EntryId>,
+    /// Ids after the reader's position that expired before it read them.
+    pub gap: Option<IdRange>,
 }
 
 struct Policies {
@@ -79,8 +79,6 @@ pub struct Ledger {
     frames: broadcast::Sender<Pushed>,
     subscribers: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
-    /// True when the store feeds `feed` itself (JetStream, mirrors).
-    store_feeds: bool,
     upstream: Option<Arc<crate::mirror::Upstream>>,
     /// The metrics, rendered by `GET /metrics`.
     pub metrics: Metrics,
@@ -90,44 +88,43 @@ impl Ledger {
     /// A ledger over `store` (call from inside a tokio runtime: a store may feed pushes from a
     /// task). Fails when `config` breaks a rule of [`Config::validate`].
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Arc<Ledger>, ConfigError> {
-        Self::build(config, store, None)
+        config.validate()?;
+        let (feed, _) = broadcast::channel(config.subscriber_buffer);
+        store.spawn_feed(feed.clone());
+        Ok(Self::build(config, store, feed, None))
     }
 
     /// A mirror of `upstream`, keeping its copy in `store` (call from inside a tokio runtime:
-    /// the follower is a task).
+    /// the follower is a task, and it feeds the push stream with what it stores).
     pub fn mirror(
         config: Config,
-        store: Arc<dyn Store>,
+        store: Arc<dyn MirrorStore>,
         upstream: crate::mirror::Upstream,
     ) -> Result<Arc<Ledger>, ConfigError> {
-        Self::build(config, store, Some(Arc::new(upstream)))
+        config.validate()?;
+        let upstream = Arc::new(upstream);
+        let (feed, _) = broadcast::channel(config.subscriber_buffer);
+        tokio::spawn(crate::mirror::follow(
+            upstream.clone(),
+            store.clone(),
+            feed.clone(),
+            config.suite.layout().entry_len,
+        ));
+        Ok(Self::build(config, store, feed, Some(upstream)))
     }
 
     fn build(
         config: Config,
         store: Arc<dyn Store>,
+        feed: broadcast::Sender<Record>,
         upstream: Option<Arc<crate::mirror::Upstream>>,
-    ) -> Result<Arc<Ledger>, ConfigError> {
-        config.validate()?;
+    ) -> Arc<Ledger> {
         let lifetime = LifetimePolicy::new(config.lifetime, config.min_lifetime, config.max_bytes);
         let difficulty =
             DifficultyPolicy::new(config.pow_bits, config.pow_max_bits, config.pow_rate);
-        let (feed, _) = broadcast::channel(config.subscriber_buffer);
-        let store_feeds = if let Some(up) = &upstream {
-            tokio::spawn(crate::mirror::follow(
-                up.clone(),
-                store.clone(),
-                feed.clone(),
-                config.suite.layout().entry_len,
-            ));
-            true
-        } else {
-            store.spawn_feed(feed.clone())
-        };
         let (frames, _) = broadcast::channel(config.subscriber_buffer);
         let ledger = Ledger {
             frames,
-            store_feeds,
             upstream,
             lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
             pow_current: AtomicU8::new(difficulty.current()),
@@ -147,7 +144,7 @@ impl Ledger {
             config,
         };
         ledger.update_gauges();
-        Ok(Arc::new(ledger))
+        Arc::new(ledger)
     }
 
     /// The settings.
@@ -212,13 +209,6 @@ impl Ledger {
                     "the entry was not stored: {e}; retry"
                 )))
             })?;
-        if !self.store_feeds {
-            let _ = self.feed.send(Record {
-                id: a.id,
-                time_ms: a.time_ms,
-                entry: body,
-            });
-        }
         self.tick_appends.fetch_add(1, Ordering::Relaxed);
         self.tick_bytes.fetch_add(len, Ordering::Relaxed);
         self.metrics.appends.inc();
@@ -227,7 +217,7 @@ impl Ledger {
             .append_seconds
             .observe(started.elapsed().as_secs_f64());
         Ok(Accepted {
-            id: EntryId(a.id),
+            id: a.id,
             time: a.time_ms,
             expires_at: a
                 .time_ms
@@ -246,7 +236,7 @@ impl Ledger {
     }
 
     /// Up to `limit` entries after `after`, and the gap if entries after it expired unread.
-    pub async fn read(&self, after: u64, limit: usize) -> Result<Page, ApiError> {
+    pub async fn read(&self, after: EntryId, limit: usize) -> Result<Page, ApiError> {
         let started = Instant::now();
         let limit = limit.clamp(1, self.config.max_page);
         let bounds = self.store.bounds();
@@ -283,10 +273,8 @@ impl Ledger {
         let up = self.upstream.as_ref().map(|u| u.state());
         let upstream_info = up.as_ref().and_then(|s| s.info.clone());
         Info {
-            upstream_newest_id: up.as_ref().and_then(|s| s.newest).map(EntryId),
-            behind: up
-                .as_ref()
-                .map(|s| s.newest.unwrap_or(0).saturating_sub(b.newest.unwrap_or(0))),
+            upstream_newest_id: up.as_ref().and_then(|s| s.newest),
+            behind: up.as_ref().map(|s| behind(s.newest, b.newest)),
             protocol: PROTOCOL.to_string(),
             suite: self.config.suite.name().to_string(),
             entry_bytes: self.entry_len(),
@@ -298,8 +286,8 @@ impl Ledger {
             pow_bits: upstream_info
                 .as_ref()
                 .map_or(self.pow_bits(), |i| i.pow_bits),
-            oldest_id: b.oldest.map(EntryId),
-            newest_id: b.newest.map(EntryId),
+            oldest_id: b.oldest,
+            newest_id: b.newest,
             entries: b.held(),
             max_page: self.config.max_page,
             store: self.store.kind().to_string(),
@@ -424,33 +412,54 @@ impl Ledger {
 /// The ids a reader at `after` missed: those between it and the oldest entry held (or the
 /// first one returned), when they expired before it read them.
 pub fn gap_after(
-    after: u64,
-    oldest: Option<u64>,
-    newest: Option<u64>,
-    first_returned: Option<u64>,
-) -> Option<(u64, u64)> {
-    let next = after.checked_add(1)?;
+    after: EntryId,
+    oldest: Option<EntryId>,
+    newest: Option<EntryId>,
+    first_returned: Option<EntryId>,
+) -> Option<IdRange> {
+    let next = after.next()?;
     let first_alive = first_returned.or(oldest);
     match (first_alive, newest) {
-        (Some(f), _) if f > next => Some((next, f - 1)),
-        (None, Some(n)) if n >= next => Some((next, n)),
+        (Some(f), _) if f > next => IdRange::new(next, f - 1),
+        (None, Some(n)) if n >= next => IdRange::new(next, n),
         _ => None,
     }
 }
 
+/// How many ids a mirror at `mine` is behind an upstream at `upstream`.
+fn behind(upstream: Option<EntryId>, mine: Option<EntryId>) -> u64 {
+    let (up, mine) = (upstream.unwrap_or_default(), mine.unwrap_or_default());
+    up.get().saturating_sub(mine.get())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::gap_after;
+    use super::{gap_after, EntryId, IdRange};
+
+    fn gap(
+        after: u64,
+        oldest: Option<u64>,
+        newest: Option<u64>,
+        first: Option<u64>,
+    ) -> Option<(u64, u64)> {
+        gap_after(
+            EntryId(after),
+            oldest.map(EntryId),
+            newest.map(EntryId),
+            first.map(EntryId),
+        )
+        .map(|r: IdRange| (r.first().get(), r.last().get()))
+    }
 
     #[test]
     fn gaps_are_exact() {
-        assert_eq!(gap_after(0, Some(1), Some(5), Some(1)), None);
-        assert_eq!(gap_after(0, Some(4), Some(5), Some(4)), Some((1, 3)));
-        assert_eq!(gap_after(2, Some(4), Some(5), Some(4)), Some((3, 3)));
-        assert_eq!(gap_after(3, Some(4), Some(5), Some(4)), None);
-        assert_eq!(gap_after(0, None, Some(5), None), Some((1, 5)));
-        assert_eq!(gap_after(5, None, Some(5), None), None);
-        assert_eq!(gap_after(9, Some(4), Some(5), None), None);
-        assert_eq!(gap_after(u64::MAX, Some(4), Some(5), None), None);
+        assert_eq!(gap(0, Some(1), Some(5), Some(1)), None);
+        assert_eq!(gap(0, Some(4), Some(5), Some(4)), Some((1, 3)));
+        assert_eq!(gap(2, Some(4), Some(5), Some(4)), Some((3, 3)));
+        assert_eq!(gap(3, Some(4), Some(5), Some(4)), None);
+        assert_eq!(gap(0, None, Some(5), None), Some((1, 5)));
+        assert_eq!(gap(5, None, Some(5), None), None);
+        assert_eq!(gap(9, Some(4), Some(5), None), None);
+        assert_eq!(gap(u64::MAX, Some(4), Some(5), None), None);
     }
 }

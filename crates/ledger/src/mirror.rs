@@ -22,13 +22,13 @@ use deaddrop_api::{
 use thiserror::Error;
 
 use crate::problem::ApiError;
-use crate::store::{Record, Store, StoreError};
+use crate::store::{MirrorStore, Record, StoreError};
 
 /// What the mirror knows of its upstream.
 #[derive(Clone, Debug, Default)]
 pub struct UpstreamState {
     /// The upstream's newest id, as last seen.
-    pub newest: Option<u64>,
+    pub newest: Option<EntryId>,
     /// The upstream's `info`, as last fetched.
     pub info: Option<Info>,
     /// Whether the push stream is connected now.
@@ -94,7 +94,6 @@ impl Upstream {
     }
 
     fn saw_newest(&self, newest: Option<EntryId>) {
-        let newest = newest.map(u64::from);
         self.update(|s| s.newest = newest.max(s.newest));
     }
 
@@ -123,7 +122,7 @@ impl Upstream {
 /// Follows `upstream` into `store`, publishing each new record to `feed`, forever.
 pub async fn follow(
     upstream: Arc<Upstream>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn MirrorStore>,
     feed: tokio::sync::broadcast::Sender<Record>,
     entry_len: usize,
 ) {
@@ -153,7 +152,7 @@ pub async fn follow(
 }
 
 async fn store_records(
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn MirrorStore>,
     feed: &tokio::sync::broadcast::Sender<Record>,
     data: &[u8],
     entry_len: usize,
@@ -162,7 +161,7 @@ async fn store_records(
     let mut records = Vec::new();
     for f in frames(data, entry_len) {
         let f = f?;
-        let id = f.id.get();
+        let id = f.id;
         if newest.is_some_and(|n| id <= n) || records.last().is_some_and(|r: &Record| id <= r.id) {
             continue;
         }
@@ -183,13 +182,13 @@ async fn store_records(
 
 async fn follow_once(
     up: &Upstream,
-    store: &Arc<dyn Store>,
+    store: &Arc<dyn MirrorStore>,
     feed: &tokio::sync::broadcast::Sender<Record>,
     entry_len: usize,
 ) -> Result<(), FollowError> {
     // Catch up by reading.
     loop {
-        let after = EntryId(store.bounds().newest.unwrap_or(0));
+        let after = store.bounds().newest.unwrap_or_default();
         let page = up.client.read(after, CATCH_UP_PAGE).await?;
         up.saw_newest(page.meta.newest);
         let n = store_records(store, feed, &page.body, entry_len).await?;
@@ -202,7 +201,7 @@ async fn follow_once(
         }
     }
     // Then listen.
-    let after = EntryId(store.bounds().newest.unwrap_or(0));
+    let after = store.bounds().newest.unwrap_or_default();
     let mut stream = up.client.stream(after).await?;
     up.update(|s| s.connected = true);
     while let Some(event) = stream.next().await {

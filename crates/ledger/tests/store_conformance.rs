@@ -16,7 +16,7 @@ use deaddrop_harness::nats::{find_nats_server, Nats};
 use deaddrop_ledger::store::jetstream::{JetStreamConfig, JetStreamStore};
 use deaddrop_ledger::store::log::{LogStore, SEGMENT_RECORDS};
 use deaddrop_ledger::store::memory::MemoryStore;
-use deaddrop_ledger::store::{Record, Store};
+use deaddrop_ledger::store::{EntryId, MirrorStore, Record, Store};
 
 const LEN: usize = 64;
 
@@ -52,19 +52,25 @@ impl Clock {
 /// A store under test, and what must live as long as it.
 struct Subject {
     store: Arc<dyn Store>,
+    /// The same store as a mirror's, for the backends that can hold one.
+    mirror: Option<Arc<dyn MirrorStore>>,
     _nats: Option<Nats>,
 }
 
 async fn open_memory(_dir: &Path) -> Option<Subject> {
+    let store = Arc::new(MemoryStore::new());
     Some(Subject {
-        store: Arc::new(MemoryStore::new()),
+        store: store.clone(),
+        mirror: Some(store),
         _nats: None,
     })
 }
 
 async fn open_embedded(dir: &Path) -> Option<Subject> {
+    let store = Arc::new(LogStore::open(dir, LEN).unwrap());
     Some(Subject {
-        store: Arc::new(LogStore::open(dir, LEN).unwrap()),
+        store: store.clone(),
+        mirror: Some(store),
         _nats: None,
     })
 }
@@ -99,6 +105,7 @@ async fn open_jetstream(dir: &Path) -> Option<Subject> {
     .unwrap();
     Some(Subject {
         store,
+        mirror: None,
         _nats: Some(nats),
     })
 }
@@ -141,7 +148,7 @@ macro_rules! every_store {
                 previous = a.time_ms;
             }
             let b = s.bounds();
-            assert_eq!((b.oldest, b.newest), (Some(1), Some(10)));
+            assert_eq!((b.oldest, b.newest), (Some(EntryId(1)), Some(EntryId(10))));
         }
 
         #[tokio::test]
@@ -166,20 +173,20 @@ macro_rules! every_store {
             for i in 1..=25u64 {
                 s.append(entry(i), i).await.unwrap();
             }
-            let all = s.read(0, 1000).await.unwrap();
+            let all = s.read(EntryId(0), 1000).await.unwrap();
             assert_eq!(all.len(), 25);
             assert!(all
                 .iter()
                 .enumerate()
-                .all(|(i, r)| r.id == i as u64 + 1 && r.entry == entry(r.id)));
-            let page = s.read(10, 5).await.unwrap();
+                .all(|(i, r)| r.id == i as u64 + 1 && r.entry == entry(r.id.get())));
+            let page = s.read(EntryId(10), 5).await.unwrap();
             assert_eq!(
-                page.iter().map(|r| r.id).collect::<Vec<_>>(),
+                page.iter().map(|r| r.id.get()).collect::<Vec<_>>(),
                 vec![11, 12, 13, 14, 15]
             );
-            assert!(s.read(25, 10).await.unwrap().is_empty());
-            assert!(s.read(u64::MAX, 10).await.unwrap().is_empty());
-            assert!(s.read(0, 0).await.unwrap().is_empty());
+            assert!(s.read(EntryId(25), 10).await.unwrap().is_empty());
+            assert!(s.read(EntryId(u64::MAX), 10).await.unwrap().is_empty());
+            assert!(s.read(EntryId(0), 0).await.unwrap().is_empty());
         }
 
         #[tokio::test]
@@ -195,7 +202,7 @@ macro_rules! every_store {
                 tasks.push(tokio::spawn(async move {
                     let mut ids = Vec::new();
                     for i in 0..50u64 {
-                        ids.push(s.append(entry(t * 1000 + i), 1).await.unwrap().id);
+                        ids.push(s.append(entry(t * 1000 + i), 1).await.unwrap().id.get());
                     }
                     ids
                 }));
@@ -225,14 +232,14 @@ macro_rules! expires_on_call {
                 s.append(entry(i), i * 100).await.unwrap();
             }
             assert_eq!(s.expire(450).await.unwrap(), 4);
-            assert_eq!(s.bounds().oldest, Some(5));
-            assert_eq!(s.read(0, 100).await.unwrap()[0].id, 5);
+            assert_eq!(s.bounds().oldest, Some(EntryId(5)));
+            assert_eq!(s.read(EntryId(0), 100).await.unwrap()[0].id, 5);
             assert_eq!(s.expire(10_000).await.unwrap(), 6);
             let b = s.bounds();
-            assert_eq!((b.oldest, b.newest, b.held()), (None, Some(10), 0));
-            assert!(s.read(0, 100).await.unwrap().is_empty());
+            assert_eq!((b.oldest, b.newest, b.held()), (None, Some(EntryId(10)), 0));
+            assert!(s.read(EntryId(0), 100).await.unwrap().is_empty());
             assert_eq!(s.append(entry(11), 20_000).await.unwrap().id, 11);
-            assert_eq!(s.bounds().oldest, Some(11));
+            assert_eq!(s.bounds().oldest, Some(EntryId(11)));
         }
     };
 }
@@ -247,9 +254,9 @@ macro_rules! mirrors {
             let Some(subject) = make(dir.path()).await else {
                 return;
             };
-            let s = &subject.store;
+            let s = subject.mirror.as_ref().expect("a store that can mirror");
             let rec = |id: u64, t: u64| Record {
-                id,
+                id: EntryId(id),
                 time_ms: t,
                 entry: entry(id),
             };
@@ -258,15 +265,18 @@ macro_rules! mirrors {
             s.insert(rec(40, 150)).await.unwrap();
             assert!(s.insert(rec(40, 160)).await.is_err(), "ids must increase");
             assert!(s.insert(rec(7, 160)).await.is_err(), "ids must increase");
-            let all = s.read(0, 10).await.unwrap();
-            assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), vec![5, 6, 40]);
-            assert_eq!(s.read(6, 10).await.unwrap()[0].id, 40);
-            assert_eq!(s.read(10, 1).await.unwrap()[0].id, 40);
+            let all = s.read(EntryId(0), 10).await.unwrap();
+            assert_eq!(
+                all.iter().map(|r| r.id.get()).collect::<Vec<_>>(),
+                vec![5, 6, 40]
+            );
+            assert_eq!(s.read(EntryId(6), 10).await.unwrap()[0].id, 40);
+            assert_eq!(s.read(EntryId(10), 1).await.unwrap()[0].id, 40);
             let b = s.bounds();
-            assert_eq!((b.oldest, b.newest), (Some(5), Some(40)));
+            assert_eq!((b.oldest, b.newest), (Some(EntryId(5)), Some(EntryId(40))));
             assert_eq!(s.expire(120).await.unwrap(), 2);
-            assert_eq!(s.bounds().oldest, Some(40));
-            assert_eq!(s.read(0, 10).await.unwrap().len(), 1);
+            assert_eq!(s.bounds().oldest, Some(EntryId(40)));
+            assert_eq!(s.read(EntryId(0), 10).await.unwrap().len(), 1);
         }
     };
 }
@@ -318,11 +328,11 @@ async fn log_survives_reopen_and_continues_ids() {
         s.close().await.unwrap();
     }
     let s = LogStore::open(dir.path(), LEN).unwrap();
-    assert_eq!(s.bounds().newest, Some(5));
-    assert_eq!(s.read(0, 10).await.unwrap().len(), 5);
+    assert_eq!(s.bounds().newest, Some(EntryId(5)));
+    assert_eq!(s.read(EntryId(0), 10).await.unwrap().len(), 5);
     let a = s.append(entry(6), 1).await.unwrap();
     assert_eq!(
-        (a.id, a.time_ms),
+        (a.id.get(), a.time_ms),
         (6, 5),
         "ids continue and time stays monotonic"
     );
@@ -352,7 +362,7 @@ async fn log_cuts_a_torn_tail_on_recovery() {
     bytes[(4 * record + 20) as usize] ^= 0xFF;
     std::fs::write(&seg, &bytes).unwrap();
     let s = LogStore::open(dir.path(), LEN).unwrap();
-    assert_eq!(s.bounds().newest, Some(4));
+    assert_eq!(s.bounds().newest, Some(EntryId(4)));
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), 4 * record);
     assert_eq!(s.append(entry(5), 9).await.unwrap().id, 5);
 }
@@ -367,9 +377,9 @@ async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() 
     }
     let files = || std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(files(), 3);
-    let across = s.read(SEGMENT_RECORDS - 3, 6).await.unwrap();
+    let across = s.read(EntryId(SEGMENT_RECORDS - 3), 6).await.unwrap();
     assert_eq!(
-        across.iter().map(|r| r.id).collect::<Vec<_>>(),
+        across.iter().map(|r| r.id.get()).collect::<Vec<_>>(),
         (SEGMENT_RECORDS - 2..=SEGMENT_RECORDS + 3).collect::<Vec<_>>()
     );
     s.expire(SEGMENT_RECORDS + 5).await.unwrap();
@@ -413,7 +423,7 @@ async fn log_keeps_skipped_ids_across_a_restart() {
         let s = LogStore::open(dir.path(), LEN).unwrap();
         for (id, t) in [(3u64, 10u64), (4, 11), (9000, 12), (9001, 13)] {
             s.insert(Record {
-                id,
+                id: EntryId(id),
                 time_ms: t,
                 entry: entry(id),
             })
@@ -423,14 +433,20 @@ async fn log_keeps_skipped_ids_across_a_restart() {
         s.close().await.unwrap();
     }
     let s = LogStore::open(dir.path(), LEN).unwrap();
-    let ids: Vec<u64> = s.read(0, 100).await.unwrap().iter().map(|r| r.id).collect();
+    let ids: Vec<u64> = s
+        .read(EntryId(0), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id.get())
+        .collect();
     assert_eq!(ids, vec![3, 4, 9000, 9001]);
     s.insert(Record {
-        id: 9002,
+        id: EntryId(9002),
         time_ms: 14,
         entry: entry(9002),
     })
     .await
     .unwrap();
-    assert_eq!(s.bounds().newest, Some(9002));
+    assert_eq!(s.bounds().newest, Some(EntryId(9002)));
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
 use deaddrop_ledger::ledger::now_ms;
 use deaddrop_ledger::mirror::Upstream;
-use deaddrop_ledger::store::Store;
+use deaddrop_ledger::store::{MirrorStore, Store};
 use deaddrop_ledger::Ledger;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::oneshot;
@@ -87,7 +87,7 @@ pub(super) fn mirror_catchup(
         .tempdir()
         .context("cannot create a temporary directory for the mirror")?;
     let caught_up = mirror_rt.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(open_log(mirror_dir.path())?);
+        let store: Arc<dyn MirrorStore> = Arc::new(open_log(mirror_dir.path())?);
         let upstream = Upstream::new(&central_url)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

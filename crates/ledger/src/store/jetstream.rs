@@ -24,7 +24,7 @@ use deaddrop_api::Backoff;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::broadcast;
 
-use super::{Appended, Bounds, Record, Store, StoreError};
+use super::{Appended, Bounds, EntryId, Record, Store, StoreError};
 
 /// Settings of the JetStream store.
 #[derive(Clone, Debug)]
@@ -140,6 +140,7 @@ impl JetStreamStore {
     }
 
     fn note_id(&self, id: u64) {
+        let id = EntryId(id);
         let mut b = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
         b.newest = Some(b.newest.map_or(id, |n| n.max(id)));
         if b.oldest.is_none() {
@@ -150,8 +151,8 @@ impl JetStreamStore {
 
 fn bounds_of(state: &stream::State) -> Bounds {
     Bounds {
-        oldest: (state.messages > 0).then_some(state.first_sequence),
-        newest: (state.last_sequence > 0).then_some(state.last_sequence),
+        oldest: (state.messages > 0).then_some(EntryId(state.first_sequence)),
+        newest: (state.last_sequence > 0).then_some(EntryId(state.last_sequence)),
     }
 }
 
@@ -196,17 +197,18 @@ impl Store for JetStreamStore {
             _ => now_ms,
         };
         Ok(Appended {
-            id: ack.sequence,
+            id: EntryId(ack.sequence),
             time_ms,
         })
     }
 
-    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+    async fn read(&self, after: EntryId, limit: usize) -> Result<Vec<Record>, StoreError> {
         let b = self.bounds();
         let (Some(oldest), Some(newest)) = (b.oldest, b.newest) else {
             return Ok(Vec::new());
         };
-        let from = after.saturating_add(1).max(oldest);
+        let from = after.get().saturating_add(1).max(oldest.get());
+        let newest = newest.get();
         if from > newest || limit == 0 {
             return Ok(Vec::new());
         }
@@ -218,7 +220,7 @@ impl Store for JetStreamStore {
                 async move {
                     match s.direct_get(seq).await {
                         Ok(m) => Ok(Some(Record {
-                            id: m.sequence,
+                            id: EntryId(m.sequence),
                             time_ms: millis(m.time),
                             entry: m.payload,
                         })),
@@ -274,11 +276,11 @@ impl Store for JetStreamStore {
         Ok(())
     }
 
-    fn spawn_feed(&self, tx: broadcast::Sender<Record>) -> bool {
+    fn spawn_feed(&self, tx: broadcast::Sender<Record>) {
         let js = self.js.clone();
         let client = self.client.clone();
         let name = self.stream_name.clone();
-        let start = self.bounds().newest.unwrap_or(0) + 1;
+        let start = self.bounds().newest.map_or(0, EntryId::get) + 1;
         let entry_len = self.entry_len;
         let bounds = self.bounds.clone();
         let task = tokio::spawn(async move {
@@ -325,11 +327,12 @@ impl Store for JetStreamStore {
                         next = id + 1;
                         {
                             let mut b = bounds.lock().unwrap_or_else(|e| e.into_inner());
+                            let id = EntryId(id);
                             b.newest = Some(b.newest.map_or(id, |n| n.max(id)));
                         }
                         if m.payload.len() == entry_len {
                             let _ = tx.send(Record {
-                                id,
+                                id: EntryId(id),
                                 time_ms,
                                 entry: m.payload.clone(),
                             });
@@ -350,7 +353,6 @@ impl Store for JetStreamStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(task);
-        true
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{Appended, Bounds, Record, Store, StoreError};
+use super::{Appended, Bounds, EntryId, MirrorStore, Record, Store, StoreError};
 
 /// Records per segment file.
 pub const SEGMENT_RECORDS: u64 = 4096;
@@ -326,7 +326,7 @@ fn decode(shared: &Shared, buf: &[u8], expect_id: u64) -> Option<Record> {
     let id = u64::from_be_bytes(body[..8].try_into().ok()?);
     let time_ms = u64::from_be_bytes(body[8..16].try_into().ok()?);
     (id == expect_id).then(|| Record {
-        id,
+        id: EntryId(id),
         time_ms,
         entry: Bytes::copy_from_slice(&body[HEADER..]),
     })
@@ -422,7 +422,10 @@ impl Writer {
                 }
                 self.next_id = id + 1;
                 self.last_time = time_ms;
-                results[i] = Some(Ok(Appended { id, time_ms }));
+                results[i] = Some(Ok(Appended {
+                    id: EntryId(id),
+                    time_ms,
+                }));
             }
             self.flush(&mut buf, true)
         })();
@@ -440,7 +443,12 @@ impl Writer {
         if self.next_id > start.0 {
             st.newest = Some(self.next_id - 1);
         }
-        let first_written = results.iter().flatten().flatten().map(|a| a.id).next();
+        let first_written = results
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|a| a.id.get())
+            .next();
         if st.oldest.is_none() {
             st.oldest = first_written;
         }
@@ -684,11 +692,52 @@ impl Store for LogStore {
         self.submit(entry, now_ms, None).await
     }
 
+    async fn read(&self, after: EntryId, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.read_range(after.get(), limit))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    fn bounds(&self) -> Bounds {
+        let st = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
+        Bounds {
+            oldest: st.oldest.map(EntryId),
+            newest: st.newest.map(EntryId),
+        }
+    }
+
+    async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.expire(cutoff_ms))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("expiry task failed: {e}")))?
+    }
+
+    fn spawn_feed(&self, tx: broadcast::Sender<Record>) {
+        *self.shared.feed.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("joining the writer: {e}")))?
+                .map_err(|_| StoreError::Unavailable("the writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MirrorStore for LogStore {
     async fn insert(&self, record: Record) -> Result<(), StoreError> {
         self.submit(
             record.entry,
             record.time_ms,
-            Some((record.id, record.time_ms)),
+            Some((record.id.get(), record.time_ms)),
         )
         .await
         .map(|_| ())
@@ -704,7 +753,7 @@ impl Store for LogStore {
             let req = Request {
                 entry: r.entry,
                 now_ms: r.time_ms,
-                at: Some((r.id, r.time_ms)),
+                at: Some((r.id.get(), r.time_ms)),
                 reply,
             };
             tx.send(req)
@@ -715,45 +764,6 @@ impl Store for LogStore {
         for rx in replies {
             rx.await
                 .map_err(|_| StoreError::Unavailable("the writer stopped".into()))??;
-        }
-        Ok(())
-    }
-
-    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.read_range(after, limit))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
-    }
-
-    fn bounds(&self) -> Bounds {
-        let st = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
-        Bounds {
-            oldest: st.oldest,
-            newest: st.newest,
-        }
-    }
-
-    async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || shared.expire(cutoff_ms))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("expiry task failed: {e}")))?
-    }
-
-    fn spawn_feed(&self, tx: broadcast::Sender<Record>) -> bool {
-        *self.shared.feed.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        true
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = handle {
-            tokio::task::spawn_blocking(move || h.join())
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("joining the writer: {e}")))?
-                .map_err(|_| StoreError::Unavailable("the writer thread panicked".into()))?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use super::{Appended, Bounds, Record, Store, StoreError};
+use super::{Appended, Bounds, EntryId, MirrorStore, Record, Store, StoreError};
 
 /// Entries in a deque, oldest first.
 #[derive(Default)]
@@ -19,7 +19,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     records: VecDeque<Record>,
-    newest: Option<u64>,
+    newest: Option<EntryId>,
     last_time: u64,
     closed: bool,
     /// Push feed, set by [`Store::spawn_feed`], sent to under the lock so in id order.
@@ -50,7 +50,7 @@ impl Store for MemoryStore {
         if g.closed {
             return Err(StoreError::Unavailable("the store is closed".into()));
         }
-        let id = g.newest.map_or(1, |n| n + 1);
+        let id = g.newest.map_or(EntryId(1), |n| n + 1);
         let time_ms = now_ms.max(g.last_time);
         let record = Record { id, time_ms, entry };
         if let Some(feed) = &g.feed {
@@ -62,28 +62,7 @@ impl Store for MemoryStore {
         Ok(Appended { id, time_ms })
     }
 
-    async fn insert(&self, record: Record) -> Result<(), StoreError> {
-        let mut g = self.lock();
-        if g.closed {
-            return Err(StoreError::Unavailable("the store is closed".into()));
-        }
-        if g.newest.is_some_and(|n| record.id <= n) {
-            return Err(StoreError::Unavailable(format!(
-                "id {} is not above the newest id",
-                record.id
-            )));
-        }
-        let record = Record {
-            time_ms: record.time_ms.max(g.last_time),
-            ..record
-        };
-        g.newest = Some(record.id);
-        g.last_time = record.time_ms;
-        g.records.push_back(record);
-        Ok(())
-    }
-
-    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+    async fn read(&self, after: EntryId, limit: usize) -> Result<Vec<Record>, StoreError> {
         let g = self.lock();
         // Ids are sorted but may skip (mirrors), so find the start by binary search.
         let start = g.records.partition_point(|r| r.id <= after);
@@ -108,13 +87,36 @@ impl Store for MemoryStore {
         Ok(n)
     }
 
-    fn spawn_feed(&self, tx: broadcast::Sender<Record>) -> bool {
+    fn spawn_feed(&self, tx: broadcast::Sender<Record>) {
         self.lock().feed = Some(tx);
-        true
     }
 
     async fn close(&self) -> Result<(), StoreError> {
         self.lock().closed = true;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MirrorStore for MemoryStore {
+    async fn insert(&self, record: Record) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if g.closed {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        if g.newest.is_some_and(|n| record.id <= n) {
+            return Err(StoreError::Unavailable(format!(
+                "id {} is not above the newest id",
+                record.id
+            )));
+        }
+        let record = Record {
+            time_ms: record.time_ms.max(g.last_time),
+            ..record
+        };
+        g.newest = Some(record.id);
+        g.last_time = record.time_ms;
+        g.records.push_back(record);
         Ok(())
     }
 }

@@ -14,13 +14,14 @@ pub mod memory;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+pub use deaddrop_api::EntryId;
 use thiserror::Error;
 
 /// One stored entry with the id and time the ledger assigned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The entry id (paper III.2).
-    pub id: u64,
+    pub id: EntryId,
     /// When the ledger accepted it, in milliseconds since the Unix epoch.
     pub time_ms: u64,
     /// The entry's bytes.
@@ -31,16 +32,16 @@ pub struct Record {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Bounds {
     /// The oldest id still held, if any.
-    pub oldest: Option<u64>,
+    pub oldest: Option<EntryId>,
     /// The newest id ever assigned (it may have expired), if any.
-    pub newest: Option<u64>,
+    pub newest: Option<EntryId>,
 }
 
 impl Bounds {
     /// Number of entries held.
     pub fn held(&self) -> u64 {
         match (self.oldest, self.newest) {
-            (Some(o), Some(n)) if n >= o => n - o + 1,
+            (Some(o), Some(n)) if n >= o => n.get() - o.get() + 1,
             _ => 0,
         }
     }
@@ -50,7 +51,7 @@ impl Bounds {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Appended {
     /// The id assigned.
-    pub id: u64,
+    pub id: EntryId,
     /// The time assigned, in milliseconds since the Unix epoch.
     pub time_ms: u64,
 }
@@ -99,27 +100,8 @@ pub trait Store: Send + Sync + 'static {
     /// the entry is durable; concurrent appends may share one sync (group commit).
     async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError>;
 
-    /// Stores a record whose id and time another ledger assigned (mirrors). The id must be above
-    /// every id held; ids may be skipped (the upstream expired them unseen).
-    async fn insert(&self, record: Record) -> Result<(), StoreError> {
-        let _ = record;
-        Err(StoreError::Unavailable(format!(
-            "the {} store cannot mirror another ledger",
-            self.kind()
-        )))
-    }
-
-    /// [`Store::insert`] for several records in id order; stores that can make them durable
-    /// together (one sync) do so.
-    async fn insert_many(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        for r in records {
-            self.insert(r).await?;
-        }
-        Ok(())
-    }
-
     /// Up to `limit` entries with id > `after`, in id order.
-    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError>;
+    async fn read(&self, after: EntryId, limit: usize) -> Result<Vec<Record>, StoreError>;
 
     /// The ids held now.
     fn bounds(&self) -> Bounds;
@@ -134,13 +116,28 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Starts feeding every entry appended from now on, through any front end, into `tx`.
-    /// Returns `false` if the store cannot, in which case the ledger feeds its own appends.
-    fn spawn_feed(&self, tx: tokio::sync::broadcast::Sender<Record>) -> bool {
-        let _ = tx;
-        false
-    }
+    /// Starts feeding every entry appended from now on, through any front end, into `tx`, in
+    /// id order and only once it is durable. The ledger's push stream is this feed.
+    fn spawn_feed(&self, tx: tokio::sync::broadcast::Sender<Record>);
 
     /// Flushes and stops background work. Appends after this fail with `Unavailable`.
     async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// A store that can hold a copy of another ledger: it takes ids and times assigned upstream.
+/// Only a mirror calls these; a ledger that assigns its own ids never does.
+#[async_trait]
+pub trait MirrorStore: Store {
+    /// Stores a record whose id and time another ledger assigned. The id must be above every
+    /// id held; ids may be skipped (the upstream expired them unseen).
+    async fn insert(&self, record: Record) -> Result<(), StoreError>;
+
+    /// [`MirrorStore::insert`] for several records in id order; stores that can make them
+    /// durable together (one sync) do so.
+    async fn insert_many(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        for r in records {
+            self.insert(r).await?;
+        }
+        Ok(())
+    }
 }

@@ -3,11 +3,12 @@
 //! and reports every field with a sane value.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::process::Command;
 
 use serde::Deserialize;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_deaddrop-bench");
 
 /// The fields the issue names, and some the bench adds; a missing one fails to parse.
 #[derive(Debug, Deserialize)]
@@ -54,7 +55,7 @@ fn positive(v: f64) -> bool {
 
 #[test]
 fn json_ledger_report_has_every_field_with_sane_values() {
-    let out = Command::new(support::BIN)
+    let out = Command::new(BIN)
         .args([
             "--json",
             "ledger",
@@ -133,7 +134,7 @@ fn json_ledger_report_has_every_field_with_sane_values() {
 
 #[test]
 fn mirror_catchup_can_be_skipped() {
-    let out = Command::new(support::BIN)
+    let out = Command::new(BIN)
         .env("PATH", "/nonexistent")
         .args([
             "--json",
@@ -167,7 +168,7 @@ fn mirror_catchup_can_be_skipped() {
 
 #[test]
 fn unknown_store_is_refused_with_the_known_ones() {
-    let out = Command::new(support::BIN)
+    let out = Command::new(BIN)
         .args(["ledger", "--store", "floppy"])
         .output()
         .unwrap();

@@ -3,10 +3,16 @@
 //! every field.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use serde::Deserialize;
-use support::bench;
+use std::process::{Command, Output};
+
+/// Runs `deaddrop-bench args` to its end, with the test runner's environment.
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deaddrop-bench"))
+        .args(args)
+        .output()
+        .expect("the deaddrop-bench binary runs")
+}
 
 /// The fields the issue names, and those the bench adds; a missing one fails to parse.
 #[derive(Debug, Deserialize)]

@@ -3,12 +3,16 @@
 //! measured identity arrived (it fails otherwise), and reports every field.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::time::Duration;
 
+use deaddrop_harness::cli::run_command;
+use deaddrop_harness::Deaddrop;
 use serde::Deserialize;
-use support::{bare_command, run_command};
+
+/// `deaddrop-bench` with a clean environment.
+fn bare_command() -> std::process::Command {
+    Deaddrop::new(env!("CARGO_BIN_EXE_deaddrop-bench")).command()
+}
 
 #[derive(Debug, Deserialize)]
 struct SyncBenchReport {
@@ -30,7 +34,7 @@ struct SyncBenchReport {
 fn bench_sync_reports_every_field() {
     let mut cmd = bare_command();
     cmd.args(["--json", "sync", "--entries", "2000"]);
-    let out = run_command(cmd, Duration::from_secs(120)).ok();
+    let out = run_command(cmd, None, Duration::from_secs(120)).ok();
     assert_eq!(
         out.stdout.lines().count(),
         1,
@@ -65,7 +69,7 @@ fn bench_sync_reports_every_field() {
 fn bench_sync_human_report_names_the_ratio() {
     let mut cmd = bare_command();
     cmd.args(["sync", "--entries", "200", "--for-me", "10"]);
-    let out = run_command(cmd, Duration::from_secs(120)).ok();
+    let out = run_command(cmd, None, Duration::from_secs(120)).ok();
     for needle in ["sync from id 0", "scan only", "ratio", "peak RSS"] {
         assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);
     }

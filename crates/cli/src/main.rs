@@ -36,6 +36,13 @@ enum Command {
     User(user::UserCmd),
     /// Run a ledger: the public, append-only, expiring list of entries.
     Serve(serve::ServeArgs),
+    /// Measure this machine: runs `deaddrop-bench` (installed next to `deaddrop`) with the same
+    /// arguments, e.g. `deaddrop bench scan`.
+    Bench {
+        /// What `deaddrop-bench` takes: `scan`, `ledger`, `sync`, their options, `--help`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Options every subcommand can read.
@@ -85,6 +92,33 @@ fn print_json_error(error: String, hint: String) {
     }
 }
 
+/// `deaddrop bench ARGS`: runs `deaddrop-bench ARGS` from the directory this binary is in, or
+/// from the `PATH`, and exits as it does.
+fn bench(global: Global, args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("deaddrop-bench")))
+        .filter(|p| p.is_file());
+    let program = beside.unwrap_or_else(|| "deaddrop-bench".into());
+    let mut cmd = std::process::Command::new(&program);
+    if global.json {
+        cmd.arg("--json");
+    }
+    let status = cmd.args(&args).status().with_context(|| {
+        format!(
+            "cannot run {}: the benchmarks are a separate binary; build it with `cargo build --release -p deaddrop-bench`",
+            program.display()
+        )
+    })?;
+    match status.code() {
+        Some(0) => Ok(()),
+        // deaddrop-bench has printed its own error.
+        Some(code) => std::process::exit(code),
+        None => anyhow::bail!("deaddrop-bench was stopped by a signal"),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -115,6 +149,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::User(cmd) => user::run(global, cli.client, cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Bench { args } => bench(global, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

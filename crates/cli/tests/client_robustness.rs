@@ -351,3 +351,53 @@ fn help_and_bad_flags_fail_cleanly() {
     assert!(!out.status.success());
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+/// `deaddrop bench ARGS` runs the `deaddrop-bench` beside it with the same arguments (and
+/// `--json` passed on) and exits as it does; without one it says how to build it.
+#[test]
+fn bench_forwards_to_the_bench_binary_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("deaddrop");
+    std::fs::copy(DEADDROP.path(), &copy).unwrap();
+    let alone = Deaddrop::new(Box::leak(copy.display().to_string().into_boxed_str()));
+
+    let mut cmd = alone.command();
+    cmd.env("PATH", dir.path())
+        .args(["--json", "bench", "scan"]);
+    let out = run_command(cmd, None, COMMAND_TIMEOUT);
+    assert!(!out.status.success());
+    let err = out.json_error();
+    assert!(
+        err.error.contains("deaddrop-bench")
+            && err
+                .error
+                .contains("cargo build --release -p deaddrop-bench"),
+        "{err:?}"
+    );
+
+    // A stand-in that records its arguments and fails with its own code.
+    let seen = dir.path().join("args");
+    let script = dir.path().join("deaddrop-bench");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\nexit 3\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = alone.command();
+    cmd.args([
+        "--json",
+        "bench",
+        "scan",
+        "--entries",
+        "5",
+        "--suite",
+        "xwing",
+    ]);
+    let out = run_command(cmd, None, COMMAND_TIMEOUT);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap().trim(),
+        "--json scan --entries 5 --suite xwing"
+    );
+}

@@ -144,7 +144,13 @@ pub fn open(sealed: &[u8], pass: Option<&Passphrase>) -> Result<Identity, Client
 type Params = (u32, u32, u32, [u8; 16], [u8; 12]);
 
 fn read_params(r: &mut Reader<'_>) -> Result<Params, CodecError> {
-    Ok((r.u32()?, r.u32()?, r.u32()?, r.take_array()?, r.take_array()?))
+    Ok((
+        r.u32()?,
+        r.u32()?,
+        r.u32()?,
+        r.take_array()?,
+        r.take_array()?,
+    ))
 }
 
 #[cfg(test)]

@@ -109,7 +109,10 @@ impl<'a> Reader<'a> {
             .checked_add(n)
             .filter(|&e| e <= self.end)
             .ok_or_else(|| self.truncated(n))?;
-        let head = self.buf.get(self.at..end).ok_or_else(|| self.truncated(n))?;
+        let head = self
+            .buf
+            .get(self.at..end)
+            .ok_or_else(|| self.truncated(n))?;
         self.at = end;
         Ok(head)
     }

@@ -791,7 +791,10 @@ mod tests {
         let sh = shared(3);
         assert_eq!(out.len(), sh.record_len);
         let r = decode(&sh, &out, 1).unwrap();
-        assert_eq!((r.id, r.time_ms, &r.entry[..]), (1, 2, &[0xaa, 0xbb, 0xcc][..]));
+        assert_eq!(
+            (r.id, r.time_ms, &r.entry[..]),
+            (1, 2, &[0xaa, 0xbb, 0xcc][..])
+        );
         assert!(decode(&sh, &out, 2).is_none(), "wrong id");
         for i in 0..out.len() {
             let mut bad = out.clone();

@@ -1,6 +1,7 @@
 //! The binary framing of entries in read responses and push messages: each entry as
 //! `id (u64) || time_ms (u64) || len (u32) || entry`, all big-endian, frames back to back.
 
+use deaddrop_proto::codec::{CodecError, Reader, Writer};
 use thiserror::Error;
 
 use crate::id::EntryId;
@@ -50,11 +51,10 @@ impl Frame<'_> {
     /// written as `u32::MAX` (which every reader refuses) rather than wrapped.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.reserve(self.encoded_len());
-        out.extend_from_slice(&self.id.0.to_be_bytes());
-        out.extend_from_slice(&self.time_ms.to_be_bytes());
-        let len = u32::try_from(self.entry.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(self.entry);
+        out.put_u64(self.id.0);
+        out.put_u64(self.time_ms);
+        out.put_u32(u32::try_from(self.entry.len()).unwrap_or(u32::MAX));
+        out.put_slice(self.entry);
     }
 
     /// This frame's encoding.
@@ -83,46 +83,43 @@ pub struct Frames<'a> {
     max_entry: usize,
 }
 
-fn be_u64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    u64::from_be_bytes(a)
+impl<'a> Frames<'a> {
+    /// Reads one frame from the front of `r`.
+    fn read_frame(&self, r: &mut Reader<'a>) -> Result<Frame<'a>, FrameError> {
+        let end = self.data.len();
+        let truncated = |_: CodecError| FrameError::Truncated(end);
+        let id = EntryId(r.u64().map_err(truncated)?);
+        let time_ms = r.u64().map_err(truncated)?;
+        let len = r.u32().map_err(truncated)? as usize;
+        if len > self.max_entry {
+            return Err(FrameError::TooLong {
+                got: len,
+                max: self.max_entry,
+            });
+        }
+        let entry = r.take(len).map_err(truncated)?;
+        Ok(Frame { id, time_ms, entry })
+    }
 }
 
 impl<'a> Iterator for Frames<'a> {
     type Item = Result<Frame<'a>, FrameError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.data.get(self.at..).unwrap_or_default();
-        if rest.is_empty() {
+        let mut r = Reader::new(self.data.get(self.at..).unwrap_or_default());
+        if r.is_empty() {
             return None;
         }
-        let fail = |this: &mut Self, e| {
-            this.at = this.data.len();
-            Some(Err(e))
-        };
-        let Some(head) = rest.get(..FRAME_HEADER_LEN) else {
-            return fail(self, FrameError::Truncated(self.data.len()));
-        };
-        let len = u32::from_be_bytes([head[16], head[17], head[18], head[19]]) as usize;
-        if len > self.max_entry {
-            return fail(
-                self,
-                FrameError::TooLong {
-                    got: len,
-                    max: self.max_entry,
-                },
-            );
+        match self.read_frame(&mut r) {
+            Ok(frame) => {
+                self.at += r.used();
+                Some(Ok(frame))
+            }
+            Err(e) => {
+                self.at = self.data.len();
+                Some(Err(e))
+            }
         }
-        let Some(entry) = rest.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len) else {
-            return fail(self, FrameError::Truncated(self.data.len()));
-        };
-        self.at += FRAME_HEADER_LEN + len;
-        Some(Ok(Frame {
-            id: EntryId(be_u64(&head[0..8])),
-            time_ms: be_u64(&head[8..16]),
-            entry,
-        }))
     }
 }
 

@@ -2,10 +2,11 @@
 //! from the passphrase with Argon2id, or stored plain when the user chose `--no-passphrase`.
 //!
 //! Format: `"ddkey" || 0x01 || m_kib (u32) || t (u32) || p (u32) || salt (16) || nonce (12) ||
-//! AES-256-GCM(k, identity export)` with the first 45 bytes as associated data, and
+//! AES-256-GCM(k, identity export)` with the first 46 bytes (the header) as associated data, and
 //! `k = Argon2id(passphrase, salt, m, t, p)`; or `"ddkey" || 0x00 || identity export`.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use deaddrop_proto::codec::{CodecError, Reader, Writer};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::Identity;
 use rand_core::RngCore;
@@ -60,9 +61,9 @@ pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, C
     let secret = identity.export_secret();
     let Some(pass) = pass else {
         let mut out = Vec::with_capacity(6 + secret.len());
-        out.extend_from_slice(MAGIC);
-        out.push(0);
-        out.extend_from_slice(&secret);
+        out.put_slice(MAGIC);
+        out.put_u8(0);
+        out.put_slice(&secret);
         return Ok(out);
     };
     let mut salt = [0u8; 16];
@@ -70,13 +71,14 @@ pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, C
     SystemRng.fill_bytes(&mut salt);
     SystemRng.fill_bytes(&mut nonce);
     let mut out = Vec::with_capacity(HEADER_LEN + secret.len() + 16);
-    out.extend_from_slice(MAGIC);
-    out.push(1);
+    out.put_slice(MAGIC);
+    out.put_u8(1);
     for v in [ARGON2_M_KIB, ARGON2_T, ARGON2_P] {
-        out.extend_from_slice(&v.to_be_bytes());
+        out.put_u32(v);
     }
-    out.extend_from_slice(&salt);
-    out.extend_from_slice(&nonce);
+    out.put_slice(&salt);
+    out.put_slice(&nonce);
+    debug_assert_eq!(out.len(), HEADER_LEN);
     let k = derive(pass, &salt, ARGON2_M_KIB, ARGON2_T, ARGON2_P)?;
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, k.as_ref())
@@ -90,8 +92,8 @@ pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, C
             body.as_mut_slice(),
         )
         .map_err(|_| ClientError::KeyProtection("sealing the key failed"))?;
-    out.extend_from_slice(&body);
-    out.extend_from_slice(tag.as_ref());
+    out.put_slice(&body);
+    out.put_slice(tag.as_ref());
     Ok(out)
 }
 
@@ -106,35 +108,30 @@ pub fn open(sealed: &[u8], pass: Option<&Passphrase>) -> Result<Identity, Client
         what: "private key",
         detail: None,
     };
-    let rest = sealed.strip_prefix(&MAGIC[..]).ok_or_else(damaged)?;
-    match rest.first() {
-        Some(0) => {
-            Identity::import_secret(&rest[1..]).map_err(|e| ClientError::damaged("private key", e))
+    let mut r = Reader::new(sealed);
+    if r.take(MAGIC.len()) != Ok(&MAGIC[..]) {
+        return Err(damaged());
+    }
+    match r.u8() {
+        Ok(0) => {
+            Identity::import_secret(r.rest()).map_err(|e| ClientError::damaged("private key", e))
         }
-        Some(1) => {
+        Ok(1) => {
             let pass = pass.ok_or(ClientError::NoPassphrase)?;
-            if sealed.len() < HEADER_LEN + 16 {
-                return Err(damaged());
-            }
-            let u32_at = |i: usize| {
-                u32::from_be_bytes([sealed[i], sealed[i + 1], sealed[i + 2], sealed[i + 3]])
-            };
-            let (m, t, p) = (u32_at(6), u32_at(10), u32_at(14));
+            let (m, t, p, salt, nonce) = read_params(&mut r).map_err(|_| damaged())?;
             // Refuse absurd costs from a tampered file rather than allocate gigabytes.
-            if m > 4 * 1024 * 1024 || t > 64 || p > 64 {
+            if r.remaining() < 16 || m > 4 * 1024 * 1024 || t > 64 || p > 64 {
                 return Err(damaged());
             }
-            let salt = &sealed[18..34];
-            let mut nonce = [0u8; 12];
-            nonce.copy_from_slice(&sealed[34..46]);
-            let k = derive(pass, salt, m, t, p)?;
+            let aad = r.consumed();
+            let k = derive(pass, &salt, m, t, p)?;
             let key =
                 LessSafeKey::new(UnboundKey::new(&AES_256_GCM, k.as_ref()).map_err(|_| damaged())?);
-            let mut body = Zeroizing::new(sealed[HEADER_LEN..].to_vec());
+            let mut body = Zeroizing::new(r.rest().to_vec());
             let plain = key
                 .open_in_place(
                     Nonce::assume_unique_for_key(nonce),
-                    Aad::from(&sealed[..HEADER_LEN]),
+                    Aad::from(aad),
                     body.as_mut_slice(),
                 )
                 .map_err(|_| ClientError::WrongPassphrase)?;
@@ -142,6 +139,19 @@ pub fn open(sealed: &[u8], pass: Option<&Passphrase>) -> Result<Identity, Client
         }
         _ => Err(damaged()),
     }
+}
+
+/// The sealed form's `m_kib || t || p || salt || nonce`, after the magic and version byte.
+type Params = (u32, u32, u32, [u8; 16], [u8; 12]);
+
+fn read_params(r: &mut Reader<'_>) -> Result<Params, CodecError> {
+    Ok((
+        r.u32()?,
+        r.u32()?,
+        r.u32()?,
+        r.take_array()?,
+        r.take_array()?,
+    ))
 }
 
 #[cfg(test)]

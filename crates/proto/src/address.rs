@@ -6,6 +6,7 @@ use core::str::FromStr;
 
 use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD};
 
+use crate::codec::{Reader, Writer};
 use crate::error::AddressError;
 use crate::kdf::{label, sha256};
 use crate::suite::{rsa, xwing, Suite, FINGERPRINT_LEN};
@@ -67,7 +68,7 @@ impl Address {
     /// `deaddrop-address-v1:<suite>:<base64url(key || checksum)>`.
     pub fn to_text(&self) -> String {
         let mut payload = self.key.to_vec();
-        payload.extend_from_slice(&address_checksum(self.suite, &self.key));
+        payload.put_slice(&address_checksum(self.suite, &self.key));
         format!(
             "{ADDRESS_PREFIX}{}:{}",
             self.suite.name(),
@@ -86,11 +87,11 @@ impl Address {
         let payload = BASE64URL_NOPAD
             .decode(b64.as_bytes())
             .map_err(|_| AddressError::Encoding)?;
-        let split = payload
-            .len()
-            .checked_sub(CHECKSUM_LEN)
-            .ok_or(AddressError::Checksum)?;
-        let (key, sum) = payload.split_at(split);
+        let mut r = Reader::new(&payload);
+        let sum = r
+            .take_last(CHECKSUM_LEN)
+            .map_err(|_| AddressError::Checksum)?;
+        let key = r.rest();
         if address_checksum(suite, key) != sum {
             return Err(AddressError::Checksum);
         }

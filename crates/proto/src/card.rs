@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::address::{Address, CHECKSUM_LEN};
+use crate::codec::{Reader, Writer};
 use crate::error::CardError;
 use crate::kdf::{label, sha256};
 use crate::suite::{Suite, CHECK_STRING_LEN};
@@ -125,36 +126,31 @@ impl ContactCard {
         let mut b = Vec::with_capacity(
             3 + key.len() + self.checks.len() * CHECK_STRING_LEN + name.len() + CHECKSUM_LEN,
         );
-        b.push(self.address.suite().id());
-        b.extend_from_slice(key);
-        b.push(self.checks.len() as u8);
+        b.put_u8(self.address.suite().id());
+        b.put_slice(key);
+        b.put_u8(self.checks.len() as u8);
         for c in &self.checks {
-            b.extend_from_slice(c.as_bytes());
+            b.put_slice(c.as_bytes());
         }
-        b.push(name.len() as u8);
-        b.extend_from_slice(name);
+        b.put_u8(name.len() as u8);
+        b.put_slice(name);
         let sum = card_checksum(&b);
-        b.extend_from_slice(&sum);
+        b.put_slice(&sum);
         b
     }
 
     /// Reads the binary form.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CardError> {
-        let split = bytes
-            .len()
-            .checked_sub(CHECKSUM_LEN)
-            .ok_or(CardError::Truncated)?;
-        let (body, sum) = bytes.split_at(split);
-        if card_checksum(body) != sum {
+        let mut r = Reader::new(bytes);
+        let sum = r.take_last(CHECKSUM_LEN)?;
+        if card_checksum(r.peek_rest()) != sum {
             return Err(CardError::Checksum);
         }
-        let mut r = body;
-        let suite_id = take(&mut r, 1)?[0];
+        let suite_id = r.u8()?;
         let suite = Suite::from_id(suite_id)
             .ok_or_else(|| crate::error::AddressError::UnknownSuite(format!("id {suite_id}")))?;
-        let key = take(&mut r, suite.layout().address_len)?;
-        let address = Address::from_key(suite, key)?;
-        let n = usize::from(take(&mut r, 1)?[0]);
+        let address = Address::from_key(suite, r.take(suite.layout().address_len)?)?;
+        let n = usize::from(r.u8()?);
         if n == 0 || n > MAX_CHECK_STRINGS {
             return Err(CardError::CheckStrings {
                 max: MAX_CHECK_STRINGS,
@@ -163,20 +159,16 @@ impl ContactCard {
         }
         let mut checks = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut c = [0u8; CHECK_STRING_LEN];
-            c.copy_from_slice(take(&mut r, CHECK_STRING_LEN)?);
-            checks.push(CheckString(c));
+            checks.push(CheckString(r.take_array()?));
         }
-        let name_len = usize::from(take(&mut r, 1)?[0]);
+        let name_len = usize::from(r.u8()?);
         if name_len > MAX_NAME_LEN {
             return Err(CardError::Name { max: MAX_NAME_LEN });
         }
-        let name = core::str::from_utf8(take(&mut r, name_len)?)
+        let name = core::str::from_utf8(r.take(name_len)?)
             .map_err(|_| CardError::Name { max: MAX_NAME_LEN })?
             .to_owned();
-        if !r.is_empty() {
-            return Err(CardError::TrailingBytes);
-        }
+        r.expect_empty()?;
         ContactCard::new(address, checks, Some(name))
     }
 
@@ -197,15 +189,6 @@ impl ContactCard {
             .map_err(|_| CardError::Encoding)?;
         ContactCard::from_bytes(&bytes)
     }
-}
-
-fn take<'a>(r: &mut &'a [u8], n: usize) -> Result<&'a [u8], CardError> {
-    if r.len() < n {
-        return Err(CardError::Truncated);
-    }
-    let (head, tail) = r.split_at(n);
-    *r = tail;
-    Ok(head)
 }
 
 fn card_checksum(body: &[u8]) -> [u8; CHECKSUM_LEN] {

@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use crate::codec::CodecError;
+
 /// A printable or binary address could not be read.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -71,6 +73,15 @@ pub enum CardError {
     /// The address inside the card is bad.
     #[error("contact card holds a bad address: {0}")]
     Address(#[from] AddressError),
+}
+
+impl From<CodecError> for CardError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::TrailingBytes(_) => CardError::TrailingBytes,
+            CodecError::Truncated { .. } => CardError::Truncated,
+        }
+    }
 }
 
 /// Bytes that are not an entry of the expected suite.

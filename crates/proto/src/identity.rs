@@ -8,6 +8,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::address::Address;
+use crate::codec::{Reader, Writer};
 use crate::error::IdentityError;
 use crate::suite::{rsa, xwing, Suite};
 
@@ -66,27 +67,25 @@ impl Identity {
             Keys::Rsa(k) => k.export(),
         };
         let mut out = Zeroizing::new(Vec::with_capacity(6 + key.len()));
-        out.extend_from_slice(SECRET_MAGIC);
-        out.push(SECRET_VERSION);
-        out.push(self.suite().id());
-        out.extend_from_slice(key);
+        out.put_slice(SECRET_MAGIC);
+        out.put_u8(SECRET_VERSION);
+        out.put_u8(self.suite().id());
+        out.put_slice(key);
         out
     }
 
     /// Reads [`Identity::export_secret`]'s format.
     pub fn import_secret(bytes: &[u8]) -> Result<Identity, IdentityError> {
-        let rest = bytes
-            .strip_prefix(&SECRET_MAGIC[..])
-            .ok_or(IdentityError::Format("magic"))?;
-        let (&version, rest) = rest
-            .split_first()
-            .ok_or(IdentityError::Format("truncated"))?;
-        if version != SECRET_VERSION {
+        let mut r = Reader::new(bytes);
+        if r.take(SECRET_MAGIC.len()) != Ok(&SECRET_MAGIC[..]) {
+            return Err(IdentityError::Format("magic"));
+        }
+        let truncated = |_| IdentityError::Format("truncated");
+        if r.u8().map_err(truncated)? != SECRET_VERSION {
             return Err(IdentityError::Format("version"));
         }
-        let (&suite_id, key) = rest
-            .split_first()
-            .ok_or(IdentityError::Format("truncated"))?;
+        let suite_id = r.u8().map_err(truncated)?;
+        let key = r.rest();
         let keys = match Suite::from_id(suite_id) {
             Some(Suite::XWing) => Keys::XWing(xwing::Secret::import(key)?),
             Some(Suite::RsaOaep) => Keys::Rsa(rsa::Secret::import(key)?),

@@ -13,6 +13,7 @@
 
 pub mod address;
 pub mod card;
+pub mod codec;
 pub mod entry;
 pub mod error;
 pub mod identity;

@@ -10,6 +10,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::card::CheckString;
+use crate::codec::{Reader, Writer};
 use crate::error::MessageError;
 use crate::secret::CheckKey;
 use crate::suite::{Layout, BODY_FIXED_LEN, CHECK_STRING_LEN};
@@ -80,76 +81,67 @@ pub(crate) struct Body {
     pub(crate) intro: Option<(Vec<u8>, CheckString)>,
 }
 
-/// Body layout offsets (`docs/PROTOCOL.md` §7.1).
-const AT_FLAGS: usize = 1;
-const AT_ID: usize = 2;
-const AT_INDEX: usize = 18;
-const AT_COUNT: usize = 20;
-const AT_SENT: usize = 22;
-const AT_REPLY: usize = 30;
-const AT_LEN: usize = 62;
-
-/// Writes a body of exactly `layout.body_len()` bytes, zero padded. The caller guarantees the
-/// text fits the part capacity.
+/// Writes a body of exactly `layout.body_len()` bytes, zero padded (`docs/PROTOCOL.md` §7.1):
+/// `version (1) || flags (1) || message id (16) || index (u16) || count (u16) ||
+/// sent_at_ms (u64) || reply key (32) || text length (u16) || [address || check string] ||
+/// text || zero padding`. The caller guarantees the text fits the part capacity.
 pub(crate) fn encode_body(
     layout: &Layout,
     part: &Part,
     reply_key: &CheckKey,
     intro: Option<(&[u8], &CheckString)>,
 ) -> Zeroizing<Vec<u8>> {
-    let mut b = Zeroizing::new(vec![0u8; layout.body_len()]);
-    b[0] = BODY_VERSION;
-    b[AT_FLAGS] = if intro.is_some() { FLAG_INTRO } else { 0 };
-    b[AT_ID..AT_INDEX].copy_from_slice(&part.message_id.0);
-    b[AT_INDEX..AT_COUNT].copy_from_slice(&part.index.to_be_bytes());
-    b[AT_COUNT..AT_SENT].copy_from_slice(&part.count.to_be_bytes());
-    b[AT_SENT..AT_REPLY].copy_from_slice(&part.sent_at_ms.to_be_bytes());
-    b[AT_REPLY..AT_LEN].copy_from_slice(reply_key.as_bytes());
-    b[AT_LEN..BODY_FIXED_LEN].copy_from_slice(&(part.text.len() as u16).to_be_bytes());
-    let mut at = BODY_FIXED_LEN;
+    // Allocated once at full size, so no reallocation leaves an unzeroized copy behind.
+    let mut b = Zeroizing::new(Vec::with_capacity(layout.body_len()));
+    b.put_u8(BODY_VERSION);
+    b.put_u8(if intro.is_some() { FLAG_INTRO } else { 0 });
+    b.put_slice(&part.message_id.0);
+    b.put_u16(part.index);
+    b.put_u16(part.count);
+    b.put_u64(part.sent_at_ms);
+    b.put_slice(reply_key.as_bytes());
+    b.put_u16(part.text.len() as u16);
+    debug_assert_eq!(b.len(), BODY_FIXED_LEN);
     if let Some((addr, check)) = intro {
-        b[at..at + addr.len()].copy_from_slice(addr);
-        at += addr.len();
-        b[at..at + CHECK_STRING_LEN].copy_from_slice(check.as_bytes());
-        at += CHECK_STRING_LEN;
+        b.put_slice(addr);
+        b.put_slice(check.as_bytes());
     }
-    b[at..at + part.text.len()].copy_from_slice(&part.text);
+    b.put_slice(&part.text);
+    debug_assert!(b.len() <= layout.body_len());
+    b.resize(layout.body_len(), 0);
     b
 }
 
 /// Reads a body; `None` if any field is out of range or the padding is not zero.
 pub(crate) fn decode_body(layout: &Layout, b: &[u8]) -> Option<Body> {
-    if b.len() != layout.body_len() || b[0] != BODY_VERSION || b[AT_FLAGS] & !FLAG_INTRO != 0 {
+    if b.len() != layout.body_len() {
         return None;
     }
-    let intro = b[AT_FLAGS] & FLAG_INTRO != 0;
-    let u16_at = |at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
-    let index = u16_at(AT_INDEX);
-    let count = u16_at(AT_COUNT);
-    if count == 0 || index >= count {
+    let mut r = Reader::new(b);
+    let version = r.u8().ok()?;
+    let flags = r.u8().ok()?;
+    if version != BODY_VERSION || flags & !FLAG_INTRO != 0 {
         return None;
     }
-    let len = usize::from(u16_at(AT_LEN));
-    if len > layout.part_capacity(intro) {
+    let intro = flags & FLAG_INTRO != 0;
+    let id = r.take_array().ok()?;
+    let index = r.u16().ok()?;
+    let count = r.u16().ok()?;
+    let sent_at_ms = r.u64().ok()?;
+    let reply = r.take_array().ok()?;
+    let len = usize::from(r.u16().ok()?);
+    if count == 0 || index >= count || len > layout.part_capacity(intro) {
         return None;
     }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&b[AT_ID..AT_INDEX]);
-    let mut sent = [0u8; 8];
-    sent.copy_from_slice(&b[AT_SENT..AT_REPLY]);
-    let mut reply = [0u8; 32];
-    reply.copy_from_slice(&b[AT_REPLY..AT_LEN]);
-    let mut at = BODY_FIXED_LEN;
-    let intro = intro.then(|| {
-        let a = b[at..at + layout.address_len].to_vec();
-        at += layout.address_len;
-        let mut c = [0u8; CHECK_STRING_LEN];
-        c.copy_from_slice(&b[at..at + CHECK_STRING_LEN]);
-        at += CHECK_STRING_LEN;
-        (a, CheckString::from_bytes(c))
-    });
-    let text = Zeroizing::new(b[at..at + len].to_vec());
-    if b[at + len..].iter().any(|&x| x != 0) {
+    let intro = if intro {
+        let address = r.take(layout.address_len).ok()?.to_vec();
+        let check = CheckString::from_bytes(r.take_array::<CHECK_STRING_LEN>().ok()?);
+        Some((address, check))
+    } else {
+        None
+    };
+    let text = Zeroizing::new(r.take(len).ok()?.to_vec());
+    if r.rest().iter().any(|&x| x != 0) {
         return None;
     }
     Some(Body {
@@ -157,7 +149,7 @@ pub(crate) fn decode_body(layout: &Layout, b: &[u8]) -> Option<Body> {
             message_id: MessageId(id),
             index,
             count,
-            sent_at_ms: u64::from_be_bytes(sent),
+            sent_at_ms,
             text,
         },
         reply_key: CheckKey::from_bytes(reply),

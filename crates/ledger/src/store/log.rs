@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use deaddrop_proto::codec::{Reader, Writer as _};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Appended, Bounds, EntryId, MirrorStore, Record, Store, StoreError};
@@ -318,27 +319,27 @@ fn read_record(
 }
 
 fn decode(shared: &Shared, buf: &[u8], expect_id: u64) -> Option<Record> {
-    let body_len = HEADER + shared.entry_len;
-    let (body, crc) = buf.split_at(body_len);
-    if crc32fast::hash(body).to_be_bytes() != crc {
-        return None;
-    }
-    let id = u64::from_be_bytes(body[..8].try_into().ok()?);
-    let time_ms = u64::from_be_bytes(body[8..16].try_into().ok()?);
-    (id == expect_id).then(|| Record {
+    let mut r = Reader::new(buf);
+    let id = r.u64().ok()?;
+    let time_ms = r.u64().ok()?;
+    let entry = r.take(shared.entry_len).ok()?;
+    let covered = r.consumed();
+    let crc = r.u32().ok()?;
+    r.expect_empty().ok()?;
+    (crc32fast::hash(covered) == crc && id == expect_id).then(|| Record {
         id: EntryId(id),
         time_ms,
-        entry: Bytes::copy_from_slice(&body[HEADER..]),
+        entry: Bytes::copy_from_slice(entry),
     })
 }
 
 fn encode(out: &mut Vec<u8>, id: u64, time_ms: u64, entry: &[u8]) {
     let start = out.len();
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&time_ms.to_be_bytes());
-    out.extend_from_slice(entry);
+    out.put_u64(id);
+    out.put_u64(time_ms);
+    out.put_slice(entry);
     let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
+    out.put_u32(crc);
 }
 
 impl Writer {
@@ -766,5 +767,52 @@ impl MirrorStore for LogStore {
                 .map_err(|_| StoreError::Unavailable("the writer stopped".into()))??;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(entry_len: usize) -> Shared {
+        Shared {
+            dir: PathBuf::new(),
+            entry_len,
+            record_len: HEADER + entry_len + CRC,
+            state: RwLock::new(State::default()),
+            feed: Mutex::new(None),
+        }
+    }
+
+    /// The on-disk record layout, pinned byte for byte (CRC-32 from an independent
+    /// implementation, Python's `zlib.crc32`).
+    #[test]
+    fn record_layout_is_pinned() {
+        let mut out = Vec::new();
+        encode(&mut out, 1, 2, &[0xaa, 0xbb, 0xcc]);
+        #[rustfmt::skip]
+        let expected = [
+            0, 0, 0, 0, 0, 0, 0, 1, // id
+            0, 0, 0, 0, 0, 0, 0, 2, // time_ms
+            0xaa, 0xbb, 0xcc, // entry
+            0xaa, 0xa8, 0x6c, 0xd5, // crc32 of the above
+        ];
+        assert_eq!(out, expected);
+        let sh = shared(3);
+        assert_eq!(out.len(), sh.record_len);
+        let r = decode(&sh, &out, 1).unwrap();
+        assert_eq!(
+            (r.id, r.time_ms, &r.entry[..]),
+            (EntryId(1), 2, &[0xaa, 0xbb, 0xcc][..])
+        );
+        assert!(decode(&sh, &out, 2).is_none(), "wrong id");
+        for i in 0..out.len() {
+            let mut bad = out.clone();
+            bad[i] ^= 0x40;
+            assert!(decode(&sh, &bad, 1).is_none(), "flipped byte {i}");
+        }
+        for cut in 0..out.len() {
+            assert!(decode(&sh, &out[..cut], 1).is_none(), "cut at {cut}");
+        }
     }
 }

@@ -57,6 +57,10 @@ pub struct Accepted {
     pub time: u64,
     /// When the entry expires at the current lifetime, milliseconds since the Unix epoch.
     pub expires_at: u64,
+    /// True when the ledger held these bytes already and answered with their first id
+    /// (`200 OK` instead of `201 Created`); nothing was stored.
+    #[serde(default)]
+    pub repeat: bool,
 }
 
 /// The first text message of a push stream.

@@ -211,6 +211,25 @@ impl Api {
             .unwrap_or_else(|e| panic!("201 body {text:?} is not Accepted: {e}"))
     }
 
+    /// Appends `body` and returns the status (`201` new, `200` a repeat) with the `Accepted`
+    /// document; any other answer fails the test.
+    pub async fn append_answer(&self, body: &[u8]) -> (StatusCode, Accepted) {
+        let url = self.endpoint(path::ENTRIES);
+        let res = self
+            .post_entry(body)
+            .await
+            .unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "POST {url} answered {status}: {text}"
+        );
+        let a = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status} body {text:?} is not Accepted: {e}"));
+        (status, a)
+    }
+
     /// A read with `query` (raw, `?` included, so tests can send nonsense),
     /// whatever the status; a 200 must carry well-formed frames of the entries' media type.
     pub async fn read_query(&self, query: &str) -> Page {

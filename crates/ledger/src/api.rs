@@ -133,7 +133,13 @@ async fn append(
         return Ok(res);
     };
     let accepted = ledger.append(bytes).await?;
-    let mut res = (StatusCode::CREATED, Json(accepted)).into_response();
+    // A repeat of bytes the ledger holds is answered with their id, and nothing is created.
+    let status = if accepted.repeat {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut res = (status, Json(accepted)).into_response();
     res.headers_mut().insert(
         header::LOCATION,
         HeaderValue::from_str(&path::location(accepted.id))

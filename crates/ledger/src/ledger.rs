@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::policy::{DifficultyPolicy, LifetimePolicy};
 use crate::problem::ApiError;
+use crate::seen::{self, Claim, Seen, Stored};
 use crate::store::{MirrorStore, Record, Store};
 
 /// Milliseconds since the Unix epoch, now.
@@ -80,6 +81,8 @@ pub struct Ledger {
     subscribers: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
     upstream: Option<Arc<crate::mirror::Upstream>>,
+    /// The digests of the entries held, for idempotent repeats.
+    seen: Seen,
     /// The metrics, rendered by `GET /metrics`.
     pub metrics: Metrics,
 }
@@ -123,7 +126,12 @@ impl Ledger {
         let difficulty =
             DifficultyPolicy::new(config.pow_bits, config.pow_max_bits, config.pow_rate);
         let (frames, _) = broadcast::channel(config.subscriber_buffer);
+        // The most entries the ledger can hold, and some room for the ones expiring.
+        let capacity = usize::try_from(config.max_bytes / config.suite.layout().entry_len as u64)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1024);
         let ledger = Ledger {
+            seen: Seen::new(capacity),
             frames,
             upstream,
             lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
@@ -195,20 +203,41 @@ impl Ledger {
         if !pow::verify(&entry, needed) {
             return Err(self.reject(ApiError::pow(self.pow_bits())));
         }
+        // The same bytes again: answered with the id they have, never stored twice.
+        let digest = seen::digest(&body);
+        let pending = loop {
+            match self.seen.claim(digest) {
+                Claim::Known(s) => return Ok(self.repeat(s)),
+                Claim::Wait(rx) => {
+                    if let Some(s) = Claim::wait(rx).await {
+                        return Ok(self.repeat(s));
+                    }
+                }
+                Claim::Mine(p) => break p,
+            }
+        };
         let held = self.store.bounds().held() * self.entry_len() as u64;
         if held >= self.config.max_bytes && self.lifetime() <= self.config.min_lifetime {
+            self.seen.release(pending);
             return Err(self.reject(ApiError::full()));
         }
         let len = body.len() as u64;
-        let a = self
-            .store
-            .append(body.clone(), now_ms())
-            .await
-            .map_err(|e| {
-                self.reject(ApiError::store(format!(
+        let a = match self.store.append(body, now_ms()).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.seen.release(pending);
+                return Err(self.reject(ApiError::store(format!(
                     "the entry was not stored: {e}; retry"
-                )))
-            })?;
+                ))));
+            }
+        };
+        pending.stored(
+            &self.seen,
+            Stored {
+                id: a.id,
+                time_ms: a.time_ms,
+            },
+        );
         self.tick_appends.fetch_add(1, Ordering::Relaxed);
         self.tick_bytes.fetch_add(len, Ordering::Relaxed);
         self.metrics.appends.inc();
@@ -222,7 +251,49 @@ impl Ledger {
             expires_at: a
                 .time_ms
                 .saturating_add(self.lifetime_ms.load(Ordering::Relaxed)),
+            repeat: false,
         })
+    }
+
+    /// The answer to a repeat of an entry stored at `s`.
+    fn repeat(&self, s: Stored) -> Accepted {
+        self.metrics.repeats.inc();
+        Accepted {
+            id: s.id,
+            time: s.time_ms,
+            expires_at: s
+                .time_ms
+                .saturating_add(self.lifetime_ms.load(Ordering::Relaxed)),
+            repeat: true,
+        }
+    }
+
+    /// Remembers the digest of every entry the store holds now, so that repeats of entries
+    /// stored before this process started are recognised too. [`crate::run`] calls it before
+    /// serving; the push feed keeps the set current afterwards.
+    pub async fn load_seen(&self) -> Result<u64, crate::store::StoreError> {
+        if self.upstream.is_some() {
+            return Ok(0);
+        }
+        let mut after = EntryId::START;
+        let mut n = 0u64;
+        loop {
+            let records = self.store.read(after, self.config.max_page).await?;
+            let Some(last) = records.last() else {
+                return Ok(n);
+            };
+            after = last.id;
+            for r in &records {
+                self.seen.record(
+                    seen::digest(&r.entry),
+                    Stored {
+                        id: r.id,
+                        time_ms: r.time_ms,
+                    },
+                );
+            }
+            n += records.len() as u64;
+        }
     }
 
     fn reject(&self, e: ApiError) -> ApiError {
@@ -315,6 +386,10 @@ impl Ledger {
                 got = rx.recv() => match got {
                     Ok(r) => {
                         let _ = self.frames.send(Pushed { id: r.id, frame: encode_frame(&r) });
+                        // Entries appended through other front ends (JetStream) are repeats too.
+                        if self.upstream.is_none() {
+                            self.seen.record(seen::digest(&r.entry), Stored { id: r.id, time_ms: r.time_ms });
+                        }
                     }
                     // Subscribers see the jump in ids and fill it from the store.
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -377,6 +452,7 @@ impl Ledger {
             }
             Err(e) => tracing::warn!(error = %e, "expiry failed; will retry"),
         }
+        self.seen.expire_below(self.store.bounds().oldest);
         self.update_gauges();
     }
 

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod policy;
 pub mod problem;
+pub mod seen;
 pub mod store;
 
 use std::future::Future;
@@ -30,6 +31,14 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(ledger.clone().maintain());
     let fan_out = tokio::spawn(ledger.clone().fan_out());
+    // Before the first append: what the store already holds counts for repeats.
+    match ledger.load_seen().await {
+        Ok(n) if n > 0 => tracing::info!(entries = n, "remembered the entries held, for repeats"),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the entries held failed; repeats of them may be stored again")
+        }
+    }
     let app = api::router(ledger.clone());
     let l = ledger.clone();
     // Without TCP_NODELAY a push frame that follows another within the peer's delayed-ACK

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub appends: Counter,
     /// Entry bytes appended.
     pub append_bytes: Counter,
+    /// Appends of bytes the ledger held already, answered with their first id.
+    pub repeats: Counter,
     /// Read requests served.
     pub reads: Counter,
     /// Entries returned by reads.
@@ -57,6 +59,7 @@ impl Metrics {
         let m = Metrics {
             appends: Counter::default(),
             append_bytes: Counter::default(),
+            repeats: Counter::default(),
             reads: Counter::default(),
             read_entries: Counter::default(),
             read_bytes: Counter::default(),
@@ -79,6 +82,11 @@ impl Metrics {
             "append_bytes",
             "Entry bytes appended",
             m.append_bytes.clone(),
+        );
+        registry.register(
+            "repeated_appends",
+            "Appends of bytes the ledger held already, answered with their first id",
+            m.repeats.clone(),
         );
         registry.register("reads", "Read requests served", m.reads.clone());
         registry.register(

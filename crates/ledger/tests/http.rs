@@ -634,3 +634,88 @@ async fn metrics_count_appends_and_rejections_by_reason() {
     assert_eq!(m("deaddrop_append_seconds_count"), Some(3.0));
     assert!(!text.contains("127.0.0.1"));
 }
+
+/// A repeat of bytes the ledger holds is answered `200` with the first id, stores nothing and
+/// does not move `newest_id`, also when the repeats race each other, on every store; once the
+/// entry expired, the same bytes are a new entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_are_answered_with_the_first_id_and_stored_once() {
+    for backing in [Backing::Embedded, Backing::Memory] {
+        let server = InProcess::start(config(0), backing).await;
+        for tag in 0..5 {
+            server.append(&entry(tag)).await;
+        }
+        let (status, first) = server.append_answer(&entry(1)).await;
+        assert_eq!(
+            (status, first.id.get(), first.repeat),
+            (StatusCode::OK, 2, true)
+        );
+        let stored = server.read(0, 100).await;
+        assert_eq!(first.time, stored.records[1].time_ms, "the first time, too");
+
+        // Eight racing repeats of a new entry: one is stored, all get its id.
+        let fresh = entry(99);
+        let answers = futures_util::future::join_all(
+            (0..8).map(|_| async { server.append_answer(&fresh).await }),
+        )
+        .await;
+        let ids: std::collections::BTreeSet<u64> =
+            answers.iter().map(|(_, a)| a.id.get()).collect();
+        assert_eq!(ids.len(), 1, "{answers:?}");
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|(s, _)| *s == StatusCode::CREATED)
+                .count(),
+            1
+        );
+        let info = server.info().await;
+        assert_eq!((info.newest_id.map(u64::from), info.entries), (Some(6), 6));
+        assert_eq!(server.read(0, 100).await.ids(), vec![1, 2, 3, 4, 5, 6]);
+        let repeats = server.metric("deaddrop_repeated_appends_total").await;
+        assert_eq!(repeats, Some(8.0), "1 + 7 repeats");
+    }
+
+    // Expired bytes are new again.
+    let short = Config {
+        lifetime: Duration::from_secs(2),
+        min_lifetime: Duration::from_secs(1),
+        ..config(0)
+    };
+    let server = InProcess::start(short, Backing::Embedded).await;
+    server.append(&entry(1)).await;
+    wait_until("the entry expired", WAIT, || async {
+        server.info().await.entries == 0
+    })
+    .await;
+    let (status, again) = server.append_answer(&entry(1)).await;
+    assert_eq!((status, again.id.get()), (StatusCode::CREATED, 2));
+}
+
+/// Entries stored before a restart are repeats after it: the set is rebuilt from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_of_entries_stored_before_a_restart_are_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = Suite::XWing.layout().entry_len;
+    let serve = |store: Arc<dyn Store>| async move {
+        let ledger = Ledger::new(config(0), store).expect("a valid config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = Api::new(&format!("http://{}", listener.local_addr().unwrap()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(deaddrop_ledger::run(listener, ledger, async move {
+            let _ = stopped.await;
+        }));
+        (api, stop, task)
+    };
+    let (api, stop, task) = serve(Arc::new(LogStore::open(dir.path(), len).unwrap())).await;
+    for tag in 0..3 {
+        api.append(&entry(tag)).await;
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let (api, _stop, _task) = serve(Arc::new(LogStore::open(dir.path(), len).unwrap())).await;
+    let (status, a) = api.append_answer(&entry(2)).await;
+    assert_eq!((status, a.id.get()), (StatusCode::OK, 3));
+    assert_eq!(api.info().await.newest_id.map(u64::from), Some(3));
+}

@@ -1,4 +1,4 @@
-//! Mirrors (`deaddrop serve --mirror-of URL`, DESIGN §3.7), run as real processes in a chain:
+//! Mirrors (`deaddrop serve --mirror-of URL`, docs/DESIGN.md §3.7), run as real processes in a chain:
 //! a central ledger C, a mirror M1 of C, and a mirror M2 of M1, each with its own data
 //! directory. Mirrors serve the central entries byte for byte with the same ids and times, push
 //! them, forward appends (and the upstream's refusals), catch up after a `kill -9`, never invent

@@ -1,4 +1,4 @@
-//! Several stateless `deaddrop serve` front ends on one NATS JetStream stream (DESIGN §3.7), run
+//! Several stateless `deaddrop serve` front ends on one NATS JetStream stream (docs/DESIGN.md §3.7), run
 //! as real processes against a real `nats-server -js` started here: one ledger seen through any
 //! front end (same ids, times and bytes, pushed by all), dense ids across front ends, and
 //! acknowledged appends surviving a SIGKILL of nats-server, with the front ends recovering by

@@ -122,11 +122,11 @@ async fn sigterm_with_appends_in_flight_exits_cleanly_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn debug_logs_name_no_client_address_or_user_agent() {
+async fn trace_logs_name_no_client_address_or_user_agent() {
     let mut server = DEADDROP
         .serve()
         .args(&["--pow-bits", "0"])
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "trace")
         .start()
         .await;
     let probe = "deaddrop-privacy-probe/1.0";
@@ -178,7 +178,7 @@ async fn debug_logs_name_no_client_address_or_user_agent() {
     server.terminate();
     assert!(server.wait_exit(WAIT).await.success());
     let log = server.log();
-    assert!(log.contains("DEBUG"), "debug logging is on:\n{log}");
+    assert!(log.contains("TRACE"), "trace logging is on:\n{log}");
     assert!(
         !log.contains(&format!("127.0.0.1:{client_port}")),
         "the log names a client address:\n{log}"
@@ -211,4 +211,38 @@ async fn ready_file_holds_the_announced_url_once_listening() {
     let files: Vec<_> = std::fs::read_dir(run.path()).unwrap().collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(server.info().await.store, "memory");
+}
+
+/// Two servers never share one `--data`: the second exits non-zero at once, naming the
+/// directory and the process that holds it, and the first keeps serving what it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_refuses_to_start() {
+    let server = DEADDROP.serve().args(&["--pow-bits", "0"]).start().await;
+    let a = server.append(&entry(1)).await;
+    let data = server.dir().join("data");
+    assert!(data.is_dir(), "the harness keeps the data in DIR/data");
+
+    let mut second = DEADDROP.command();
+    second.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--pow-bits",
+        "0",
+        "--data",
+    ]);
+    second.arg(&data);
+    let out = tokio::task::spawn_blocking(move || {
+        deaddrop_harness::cli::run_command(second, None, std::time::Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success(), "the second server ran: {out:?}");
+    assert!(
+        out.stderr.contains(&data.display().to_string())
+            && out.stderr.contains(&format!("pid {}", server.pid())),
+        "the refusal names the directory and the holder: {}",
+        out.stderr
+    );
+    assert_eq!(server.read(0, 10).await.ids(), vec![a.id.get()]);
 }

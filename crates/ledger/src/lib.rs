@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub mod ledger;
+pub mod listen;
 pub mod metrics;
 pub mod mirror;
 pub mod policy;
@@ -41,12 +42,8 @@ pub async fn run(
     }
     let app = api::router(ledger.clone());
     let l = ledger.clone();
-    // Without TCP_NODELAY a push frame that follows another within the peer's delayed-ACK
-    // time (up to 40 ms) waits for that ACK (Nagle): the push latency goal needs it off.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app)
+    // Connections arrive without their peer address, so nothing can log it (`listen`).
+    let served = axum::serve(listen::Anonymous::new(listener), app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             l.begin_shutdown();

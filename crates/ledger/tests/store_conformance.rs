@@ -375,7 +375,18 @@ async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() 
     for i in 1..=n {
         s.append(entry(i), i).await.unwrap();
     }
-    let files = || std::fs::read_dir(dir.path()).unwrap().count();
+    let files = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("seg-")
+            })
+            .count()
+    };
     assert_eq!(files(), 3);
     let across = s.read(EntryId(SEGMENT_RECORDS - 3), 6).await.unwrap();
     assert_eq!(
@@ -391,6 +402,7 @@ async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() 
         "the newest segment stays so ids are never reused"
     );
     s.close().await.unwrap();
+    drop(s);
     let s = LogStore::open(dir.path(), LEN).unwrap();
     assert_eq!(s.append(entry(0), n + 1).await.unwrap().id, n + 1);
 }
@@ -449,4 +461,26 @@ async fn log_keeps_skipped_ids_across_a_restart() {
     .await
     .unwrap();
     assert_eq!(s.bounds().newest, Some(EntryId(9002)));
+}
+
+/// One process per data directory: a second open of a held directory is refused, naming the
+/// holder, and succeeds once the first store is gone.
+#[tokio::test]
+async fn log_refuses_a_second_open_of_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = LogStore::open(dir.path(), LEN).unwrap();
+    first.append(entry(1), 1).await.unwrap();
+    let err = LogStore::open(dir.path(), LEN)
+        .err()
+        .expect("a second open must be refused");
+    let text = err.to_string();
+    assert!(
+        text.contains(&dir.path().display().to_string())
+            && text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
+    first.close().await.unwrap();
+    drop(first);
+    let again = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(again.bounds().newest, Some(EntryId(1)));
 }

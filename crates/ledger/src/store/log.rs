@@ -44,6 +44,8 @@ const CRC: usize = 4;
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct LogStore {
+    /// Held while the store exists: one process per data directory.
+    _lock: super::lock::DirLock,
     shared: Arc<Shared>,
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -106,6 +108,7 @@ impl LogStore {
             .mode(0o700)
             .create(dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        let lock = super::lock::DirLock::acquire(dir)?;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             entry_len,
@@ -121,6 +124,7 @@ impl LogStore {
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::io("starting the writer thread", e))?;
         Ok(LogStore {
+            _lock: lock,
             shared,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),

@@ -9,6 +9,7 @@
 //! - entries expire from the oldest end.
 
 pub mod jetstream;
+pub mod lock;
 pub mod log;
 pub mod memory;
 
@@ -79,6 +80,14 @@ pub enum StoreError {
     /// The store is shutting down or its backend is unreachable.
     #[error("the ledger store is unavailable: {0}")]
     Unavailable(String),
+    /// Another process has the data directory open.
+    #[error("the ledger data in {path} is in use by another process{}; stop it first, or give this ledger its own --data", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// The data directory.
+        path: String,
+        /// The process holding it, when known.
+        holder: Option<u32>,
+    },
 }
 
 impl StoreError {

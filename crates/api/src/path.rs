@@ -12,11 +12,13 @@ pub const ENTRIES: &str = "/v1/entries";
 pub const STREAM: &str = "/v1/stream";
 /// `GET`: liveness, `ok`.
 pub const HEALTHZ: &str = "/healthz";
+/// `GET`: readiness: `200` while the ledger can accept appends, `503` while its store cannot.
+pub const READYZ: &str = "/readyz";
 /// `GET`: Prometheus/OpenMetrics text.
 pub const METRICS: &str = "/metrics";
 
 /// Every route, for messages that list them.
-pub const ALL: [&str; 5] = [INFO, ENTRIES, STREAM, HEALTHZ, METRICS];
+pub const ALL: [&str; 6] = [INFO, ENTRIES, STREAM, HEALTHZ, READYZ, METRICS];
 
 /// The target of a read: up to `limit` entries after `after`.
 pub fn read(after: EntryId, limit: usize) -> String {

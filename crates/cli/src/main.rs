@@ -70,10 +70,19 @@ pub fn init_logging() {
 /// Prints an error as `error: ...` and `hint: ...`, or with `--json` as one JSON object
 /// `{"error", "hint"}` on standard error.
 fn report(json: bool, e: &anyhow::Error) {
-    let hint = e
-        .downcast_ref::<deaddrop_client::ClientError>()
-        .map(|c| c.hint())
-        .unwrap_or_else(|| "see `deaddrop help`".to_string());
+    use deaddrop_ledger::store::StoreError;
+    let hint = if let Some(c) = e.downcast_ref::<deaddrop_client::ClientError>() {
+        c.hint()
+    } else if let Some(StoreError::Locked { holder, .. }) = e.downcast_ref::<StoreError>() {
+        match holder {
+            Some(pid) => format!(
+                "stop the other ledger (`kill {pid}`), or start this one with another --data DIR"
+            ),
+            None => "stop the other ledger, or start this one with another --data DIR".to_string(),
+        }
+    } else {
+        "see `deaddrop help`".to_string()
+    };
     let msg = format!("{e:#}");
     if json {
         print_json_error(msg, hint);

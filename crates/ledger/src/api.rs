@@ -33,6 +33,7 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .route(path::ENTRIES, get(read).post(append))
         .route(path::STREAM, get(stream))
         .route(path::HEALTHZ, get(healthz))
+        .route(path::READYZ, get(readyz))
         .route(path::METRICS, get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -72,6 +73,14 @@ async fn limit(
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// `200 ready` while appends can succeed, `503 store-unavailable` while they cannot.
+async fn readyz(State(ledger): State<Arc<Ledger>>) -> Response {
+    match ledger.ready() {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => ApiError::store(why).into_response(),
+    }
 }
 
 async fn metrics(State(ledger): State<Arc<Ledger>>) -> Response {

@@ -59,6 +59,20 @@ pub struct Page {
     pub gap: Option<IdRange>,
 }
 
+/// How often a burst of store failures is logged, and how long one keeps `/readyz` at 503.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Store failures seen.
+#[derive(Debug, Default)]
+struct Failures {
+    /// The first failure since the last success.
+    since: Option<Instant>,
+    /// When one was last logged.
+    logged: Option<Instant>,
+    /// Failures since then that were not logged.
+    unreported: u64,
+}
+
 struct Policies {
     lifetime: LifetimePolicy,
     difficulty: DifficultyPolicy,
@@ -83,6 +97,8 @@ pub struct Ledger {
     upstream: Option<Arc<crate::mirror::Upstream>>,
     /// The digests of the entries held, for idempotent repeats.
     seen: Seen,
+    /// Store failures, for readiness and for logging once per burst.
+    failures: Mutex<Failures>,
     /// The metrics, rendered by `GET /metrics`.
     pub metrics: Metrics,
 }
@@ -132,6 +148,7 @@ impl Ledger {
             .saturating_add(1024);
         let ledger = Ledger {
             seen: Seen::new(capacity),
+            failures: Mutex::new(Failures::default()),
             frames,
             upstream,
             lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
@@ -226,11 +243,13 @@ impl Ledger {
             Ok(a) => a,
             Err(e) => {
                 self.seen.release(pending);
-                return Err(self.reject(ApiError::store(format!(
-                    "the entry was not stored: {e}; retry"
-                ))));
+                return Err(self.store_failed("an append", &e));
             }
         };
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .since = None;
         pending.stored(
             &self.seen,
             Stored {
@@ -253,6 +272,58 @@ impl Ledger {
                 .saturating_add(self.lifetime_ms.load(Ordering::Relaxed)),
             repeat: false,
         })
+    }
+
+    /// Counts and logs a store failure (the log has the cause, once per burst), and the answer
+    /// for the client, which names no path or OS error.
+    fn store_failed(&self, doing: &'static str, e: &crate::store::StoreError) -> ApiError {
+        self.metrics.store_errors.inc();
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        f.since.get_or_insert(now);
+        if f.logged
+            .is_none_or(|t| now.duration_since(t) >= FAILURE_LOG_EVERY)
+        {
+            tracing::error!(
+                error = %e,
+                failed = doing,
+                more_since_last_report = f.unreported,
+                "the store failed; clients get 503 store-unavailable and retry"
+            );
+            f.logged = Some(now);
+            f.unreported = 0;
+        } else {
+            f.unreported += 1;
+        }
+        drop(f);
+        self.reject(ApiError::store(format!(
+            "{doing} failed in the ledger's store; retry"
+        )))
+    }
+
+    /// Whether the ledger can take appends now: not shutting down, the store healthy, and no
+    /// store failure in the last [`FAILURE_LOG_EVERY`] without a success since. `/readyz`.
+    pub fn ready(&self) -> Result<(), String> {
+        if *self.shutdown.borrow() {
+            return Err("the ledger is shutting down".into());
+        }
+        if let Some(up) = &self.upstream {
+            return if up.state().connected {
+                Ok(())
+            } else {
+                Err("this mirror is not connected to its upstream".into())
+            };
+        }
+        self.store
+            .healthy()
+            .map_err(|_| "the store is unreachable".to_string())?;
+        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match f.since {
+            Some(t) if t.elapsed() < FAILURE_LOG_EVERY => {
+                Err("the store's last operation failed".into())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The answer to a repeat of an entry stored at `s`.
@@ -315,7 +386,7 @@ impl Ledger {
             .store
             .read(after, limit)
             .await
-            .map_err(|e| self.reject(ApiError::store(format!("reading failed: {e}; retry"))))?;
+            .map_err(|e| self.store_failed("a read", &e))?;
         let gap = gap_after(
             after,
             bounds.oldest,

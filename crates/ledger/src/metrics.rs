@@ -20,6 +20,8 @@ pub struct Metrics {
     pub append_bytes: Counter,
     /// Appends of bytes the ledger held already, answered with their first id.
     pub repeats: Counter,
+    /// Store operations (appends, reads) that failed.
+    pub store_errors: Counter,
     /// Read requests served.
     pub reads: Counter,
     /// Entries returned by reads.
@@ -60,6 +62,7 @@ impl Metrics {
             appends: Counter::default(),
             append_bytes: Counter::default(),
             repeats: Counter::default(),
+            store_errors: Counter::default(),
             reads: Counter::default(),
             read_entries: Counter::default(),
             read_bytes: Counter::default(),
@@ -87,6 +90,11 @@ impl Metrics {
             "repeated_appends",
             "Appends of bytes the ledger held already, answered with their first id",
             m.repeats.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Store operations (appends, reads) that failed",
+            m.store_errors.clone(),
         );
         registry.register("reads", "Read requests served", m.reads.clone());
         registry.register(

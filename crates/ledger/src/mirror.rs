@@ -101,13 +101,15 @@ impl Upstream {
     pub async fn forward(&self, body: Bytes) -> Result<Accepted, ApiError> {
         self.client.append(body).await.map_err(|e| match e {
             LedgerError::Refused { problem, .. } => ApiError::forwarded(problem),
-            LedgerError::Unreachable { detail, .. } => ApiError::store(format!(
-                "this mirror could not reach its upstream {}: {detail}; retry",
-                self.url()
-            )),
-            other => ApiError::store(format!(
-                "the upstream's answer is not understood: {other}; retry"
-            )),
+            // The cause goes to the log; the client learns only what to do.
+            LedgerError::Unreachable { detail, .. } => {
+                tracing::warn!(upstream = %self.url(), error = %detail, "forwarding an append failed");
+                ApiError::store("this mirror could not reach its upstream; retry")
+            }
+            other => {
+                tracing::warn!(upstream = %self.url(), error = %other, "forwarding an append failed");
+                ApiError::store("this mirror did not understand its upstream's answer; retry")
+            }
         })
     }
 

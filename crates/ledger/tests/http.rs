@@ -719,3 +719,105 @@ async fn repeats_of_entries_stored_before_a_restart_are_recognised() {
     assert_eq!((status, a.id.get()), (StatusCode::OK, 3));
     assert_eq!(api.info().await.newest_id.map(u64::from), Some(3));
 }
+
+/// A store whose appends fail on demand the way a full disk fails them, naming a path and the
+/// OS error (a fault-injection seam: the log store itself is tested on a full disk elsewhere).
+struct Failing {
+    inner: MemoryStore,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for Failing {
+    fn kind(&self) -> &'static str {
+        "failing"
+    }
+    async fn append(
+        &self,
+        entry: bytes::Bytes,
+        now_ms: u64,
+    ) -> Result<deaddrop_ledger::store::Appended, deaddrop_ledger::store::StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(deaddrop_ledger::store::StoreError::Io {
+                context: "writing /srv/secret-data-path/seg-00000000000000000001.log".into(),
+                source: std::io::Error::from_raw_os_error(28),
+            });
+        }
+        self.inner.append(entry, now_ms).await
+    }
+    async fn read(
+        &self,
+        after: deaddrop_ledger::store::EntryId,
+        limit: usize,
+    ) -> Result<Vec<deaddrop_ledger::store::Record>, deaddrop_ledger::store::StoreError> {
+        self.inner.read(after, limit).await
+    }
+    fn bounds(&self) -> deaddrop_ledger::store::Bounds {
+        self.inner.bounds()
+    }
+    async fn expire(&self, cutoff_ms: u64) -> Result<u64, deaddrop_ledger::store::StoreError> {
+        self.inner.expire(cutoff_ms).await
+    }
+    fn spawn_feed(&self, tx: tokio::sync::broadcast::Sender<deaddrop_ledger::store::Record>) {
+        self.inner.spawn_feed(tx)
+    }
+    async fn close(&self) -> Result<(), deaddrop_ledger::store::StoreError> {
+        self.inner.close().await
+    }
+}
+
+/// Store failures are visible: appends get `503 store-unavailable` whose detail names no path
+/// and no OS error, `/readyz` says `503` while the store fails and `200` once it works again,
+/// `/healthz` stays `200` (liveness), and a metric counts the failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_failures_are_visible_but_reveal_nothing_to_clients() {
+    let store = Arc::new(Failing {
+        inner: MemoryStore::new(),
+        fail: std::sync::atomic::AtomicBool::new(false),
+    });
+    let ledger = Ledger::new(config(0), store.clone()).expect("a valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = Api::new(&format!("http://{}", listener.local_addr().unwrap()));
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(deaddrop_ledger::run(listener, ledger, async move {
+        let _ = stopped.await;
+    }));
+    let readyz = || async {
+        api.http()
+            .get(api.endpoint("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    api.append(&entry(1)).await;
+    assert_eq!(readyz().await, StatusCode::OK);
+
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    for tag in 2..5 {
+        let res = api.post_entry(&entry(tag)).await.unwrap();
+        let refusal = expect_problem(res, 503, "store-unavailable").await;
+        let detail = format!("{:?}", refusal.problem);
+        assert!(
+            !detail.contains("secret-data-path") && !detail.contains("No space"),
+            "the detail reveals the server's path or OS error: {detail}"
+        );
+    }
+    assert_eq!(readyz().await, StatusCode::SERVICE_UNAVAILABLE);
+    let health = api
+        .http()
+        .get(api.endpoint("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "liveness is not readiness");
+    assert_eq!(api.metric("deaddrop_store_errors_total").await, Some(3.0));
+
+    store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    api.append(&entry(5)).await;
+    assert_eq!(
+        readyz().await,
+        StatusCode::OK,
+        "ready again after a success"
+    );
+}

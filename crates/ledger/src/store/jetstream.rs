@@ -355,6 +355,15 @@ impl Store for JetStreamStore {
             .push(task);
     }
 
+    fn healthy(&self) -> Result<(), StoreError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "not connected to NATS; reconnecting".into(),
+            )),
+        }
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         for t in self
             .tasks

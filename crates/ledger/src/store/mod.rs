@@ -129,6 +129,12 @@ pub trait Store: Send + Sync + 'static {
     /// id order and only once it is durable. The ledger's push stream is this feed.
     fn spawn_feed(&self, tx: tokio::sync::broadcast::Sender<Record>);
 
+    /// Whether the backend can take appends now, as far as the store can tell without trying
+    /// (JetStream: the NATS connection is up). `/readyz` asks.
+    fn healthy(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Flushes and stops background work. Appends after this fail with `Unavailable`.
     async fn close(&self) -> Result<(), StoreError>;
 }

@@ -195,8 +195,17 @@ async fn read(
         Ok((after, limit))
     })();
     let (after, limit) = parsed.inspect_err(|e| ledger.count_rejection(e))?;
-    let page = ledger.read(after, limit).await?;
     let entry_len = ledger.config().suite.layout().entry_len;
+    // Every page body in memory counts against one budget, held until the body is sent or the
+    // connection is gone: readers that never read cannot hold more than the budget between
+    // them, and the next reader waits (within the request time) instead.
+    let budget = ledger.read_budget();
+    let want = budget_units(limit * (FRAME_HEADER_LEN + entry_len), READ_BUDGET);
+    let permit = budget
+        .acquire_many_owned(want)
+        .await
+        .map_err(|_| ApiError::overloaded("reads"))?;
+    let page = ledger.read(after, limit).await?;
     let mut body = Vec::with_capacity(page.records.len() * (FRAME_HEADER_LEN + entry_len));
     for r in &page.records {
         Frame {
@@ -218,7 +227,7 @@ async fn read(
         gap,
         pow_bits: Some(ledger.pow_bits()),
     };
-    let mut res = body.into_response();
+    let mut res = Body::new(Budgeted::new(body, permit)).into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -274,7 +283,8 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: EntryId) {
     // Backlog: everything already stored after `after`, page by page.
     let mut first = true;
     loop {
-        let page = match ledger.read(cursor, ledger.config().max_page).await {
+        // Small pages: a subscriber that stops reading holds one page, not `max_page` entries.
+        let page = match ledger.read(cursor, BACKLOG_PAGE).await {
             Ok(p) => p,
             Err(_) => return,
         };
@@ -367,4 +377,63 @@ async fn deliver(
         tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await,
         Ok(Ok(()))
     )
+}
+
+/// Entries per backlog page of a push subscriber: what one stalled subscriber can hold.
+const BACKLOG_PAGE: usize = 64;
+
+/// The most page-body bytes all readers may hold in memory at once.
+pub const READ_BUDGET: usize = 64 << 20;
+
+/// The budget is counted in KiB: a semaphore holds at most `u32::MAX` permits.
+pub const BUDGET_UNIT: usize = 1024;
+
+/// The permits for `bytes`, never more than the whole budget (a page larger than the budget
+/// waits until it is alone).
+fn budget_units(bytes: usize, budget: usize) -> u32 {
+    u32::try_from(bytes.min(budget).div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
+}
+
+/// A read's body, sent in chunks so that it leaves memory only as the client takes it; its
+/// share of the read budget is returned when it is dropped (sent, or the connection gone).
+struct Budgeted {
+    data: bytes::Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Budgeted {
+    /// What hyper takes per frame; it asks for the next only once it has room.
+    const CHUNK: usize = 64 << 10;
+
+    fn new(data: Vec<u8>, permit: tokio::sync::OwnedSemaphorePermit) -> Budgeted {
+        Budgeted {
+            data: data.into(),
+            _permit: permit,
+        }
+    }
+}
+
+impl http_body::Body for Budgeted {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.data.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.data.len().min(Self::CHUNK);
+        let chunk = self.data.split_to(n);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.len() as u64)
+    }
 }

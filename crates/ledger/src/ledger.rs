@@ -99,6 +99,8 @@ pub struct Ledger {
     seen: Seen,
     /// Store failures, for readiness and for logging once per burst.
     failures: Mutex<Failures>,
+    /// Page bodies in memory, in KiB ([`crate::api::READ_BUDGET`]).
+    read_budget: Arc<Semaphore>,
     /// The metrics, rendered by `GET /metrics`.
     pub metrics: Metrics,
 }
@@ -149,6 +151,9 @@ impl Ledger {
         let ledger = Ledger {
             seen: Seen::new(capacity),
             failures: Mutex::new(Failures::default()),
+            read_budget: Arc::new(Semaphore::new(
+                crate::api::READ_BUDGET / crate::api::BUDGET_UNIT,
+            )),
             frames,
             upstream,
             lifetime_ms: AtomicU64::new(lifetime.current().as_millis() as u64),
@@ -324,6 +329,11 @@ impl Ledger {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The budget every read's page body is counted against while it is in memory.
+    pub fn read_budget(&self) -> Arc<Semaphore> {
+        self.read_budget.clone()
     }
 
     /// The answer to a repeat of an entry stored at `s`.

@@ -42,18 +42,18 @@ pub async fn run(
     }
     let app = api::router(ledger.clone());
     let l = ledger.clone();
-    // Connections arrive without their peer address, so nothing can log it (`listen`).
-    let served = axum::serve(listen::Anonymous::new(listener), app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            l.begin_shutdown();
-        })
-        .await;
+    // Connections arrive without their peer address, so nothing can log it, and are served
+    // within the limits of `listen::serve`.
+    listen::serve(listener, app, listen::Limits::default(), async move {
+        shutdown.await;
+        l.begin_shutdown();
+    })
+    .await;
     ledger.begin_shutdown();
     let _ = maintenance.await;
     let _ = fan_out.await;
     if let Err(e) = ledger.store().close().await {
         tracing::error!(error = %e, "closing the store failed");
     }
-    served
+    Ok(())
 }

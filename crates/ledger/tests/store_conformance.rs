@@ -772,3 +772,20 @@ async fn log_full_disk_refuses_appends_then_resumes_and_keeps_every_acknowledged
         .collect();
     assert_eq!(got, acked);
 }
+
+#[tokio::test]
+async fn log_opens_despite_garbage_marks_and_refuses_absurd_segment_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("marks"), b"not marks at all").unwrap();
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(s.append(entry(1), 1).await.unwrap().id, 1);
+    s.close().await.unwrap();
+    drop(s);
+    std::fs::write(
+        dir.path().join("seg-18446744073709551615.log"),
+        vec![0u8; RECORD as usize],
+    )
+    .unwrap();
+    let err = LogStore::open(dir.path(), LEN).err().expect("refused");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}

@@ -405,6 +405,9 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Core), StoreError> {
     let mut newest_seg: Option<(u64, u64)> = None; // first, count
     for (i, &first) in firsts.iter().enumerate() {
         let path = dir.join(segment_name(first));
+        if first > u64::MAX / 2 {
+            return Err(corrupt(&path, "the segment's first id is out of range"));
+        }
         if first == 0 || first < end {
             return Err(corrupt(
                 &path,

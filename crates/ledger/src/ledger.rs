@@ -228,7 +228,7 @@ impl Ledger {
         // The same bytes again: answered with the id they have, never stored twice.
         let digest = seen::digest(&body);
         let pending = loop {
-            match self.seen.claim(digest) {
+            match self.seen.claim(digest, self.store.bounds()) {
                 Claim::Known(s) => return Ok(self.repeat(s)),
                 Claim::Wait(rx) => {
                     if let Some(s) = Claim::wait(rx).await {

@@ -17,6 +17,17 @@ use std::sync::Mutex;
 use deaddrop_api::EntryId;
 use tokio::sync::watch;
 
+use crate::store::Bounds;
+
+/// Whether the store no longer holds `id`: below its oldest, or it holds nothing and has
+/// assigned `id` already.
+fn expired(id: EntryId, held: Bounds) -> bool {
+    match held.oldest {
+        Some(oldest) => id < oldest,
+        None => held.newest.is_some_and(|n| n >= id),
+    }
+}
+
 /// The first 16 bytes of an entry's SHA-256: collisions need about 2^64 work, and an entry
 /// that collides with another is only answered with the other's id.
 pub type Digest = [u8; 16];
@@ -127,7 +138,10 @@ impl Seen {
     /// What an append of bytes with `digest` should do. Call [`Pending::stored`] on
     /// [`Claim::Mine`] once stored, or [`Seen::release`] on failure; a claim dropped without
     /// either (a cancelled append) is taken over by the next repeat.
-    pub fn claim(&self, digest: Digest) -> Claim {
+    ///
+    /// `held` is the store's bounds now: an entry it no longer holds (expired before the set
+    /// was pruned) is no repeat, and this append stores the bytes anew.
+    pub fn claim(&self, digest: Digest, held: Bounds) -> Claim {
         let mut g = self.lock();
         let mine = |slot: &mut Slot| {
             let (tx, rx) = watch::channel(None);
@@ -139,6 +153,7 @@ impl Seen {
         };
         match g.by_digest.entry(digest) {
             MapEntry::Occupied(mut o) => match o.get() {
+                Slot::Stored(s) if expired(s.id, held) => mine(o.get_mut()),
                 Slot::Stored(s) => Claim::Known(*s),
                 // The append that claimed it is gone without an outcome (failed or cancelled
                 // when its client went away): this one takes over.
@@ -198,6 +213,12 @@ impl Seen {
 mod tests {
     use super::*;
 
+    /// A store that holds everything recorded in these tests.
+    const HELD: Bounds = Bounds {
+        oldest: None,
+        newest: None,
+    };
+
     fn at(id: u64) -> Stored {
         Stored {
             id: EntryId(id),
@@ -209,22 +230,25 @@ mod tests {
     fn a_repeat_gets_the_first_id() {
         let seen = Seen::new(100);
         let d = digest(b"one entry");
-        let Claim::Mine(p) = seen.claim(d) else {
+        let Claim::Mine(p) = seen.claim(d, HELD) else {
             panic!("the first append stores")
         };
         p.stored(&seen, at(7));
-        assert!(matches!(seen.claim(d), Claim::Known(s) if s == at(7)));
-        assert!(matches!(seen.claim(digest(b"another")), Claim::Mine(_)));
+        assert!(matches!(seen.claim(d, HELD), Claim::Known(s) if s == at(7)));
+        assert!(matches!(
+            seen.claim(digest(b"another"), HELD),
+            Claim::Mine(_)
+        ));
     }
 
     #[tokio::test]
     async fn a_concurrent_repeat_waits_for_the_first() {
         let seen = Seen::new(100);
         let d = digest(b"x");
-        let Claim::Mine(p) = seen.claim(d) else {
+        let Claim::Mine(p) = seen.claim(d, HELD) else {
             panic!("first")
         };
-        let Claim::Wait(rx) = seen.claim(d) else {
+        let Claim::Wait(rx) = seen.claim(d, HELD) else {
             panic!("second waits")
         };
         let waiter = tokio::spawn(Claim::wait(rx));
@@ -236,30 +260,33 @@ mod tests {
     async fn a_failed_append_lets_the_repeat_store_it() {
         let seen = Seen::new(100);
         let d = digest(b"x");
-        let Claim::Mine(p) = seen.claim(d) else {
+        let Claim::Mine(p) = seen.claim(d, HELD) else {
             panic!("first")
         };
-        let Claim::Wait(rx) = seen.claim(d) else {
+        let Claim::Wait(rx) = seen.claim(d, HELD) else {
             panic!("second waits")
         };
         seen.release(p);
         assert_eq!(Claim::wait(rx).await, None);
-        assert!(matches!(seen.claim(d), Claim::Mine(_)));
+        assert!(matches!(seen.claim(d, HELD), Claim::Mine(_)));
     }
 
     #[tokio::test]
     async fn a_cancelled_append_is_taken_over() {
         let seen = Seen::new(100);
         let d = digest(b"x");
-        let Claim::Mine(p) = seen.claim(d) else {
+        let Claim::Mine(p) = seen.claim(d, HELD) else {
             panic!("first")
         };
-        let Claim::Wait(rx) = seen.claim(d) else {
+        let Claim::Wait(rx) = seen.claim(d, HELD) else {
             panic!("second waits")
         };
         drop(p);
         assert_eq!(Claim::wait(rx).await, None);
-        assert!(matches!(seen.claim(d), Claim::Mine(_)), "no endless wait");
+        assert!(
+            matches!(seen.claim(d, HELD), Claim::Mine(_)),
+            "no endless wait"
+        );
     }
 
     #[test]
@@ -270,21 +297,49 @@ mod tests {
         }
         assert_eq!(seen.len(), 3, "the capacity holds");
         assert!(matches!(
-            seen.claim(digest(&1u64.to_be_bytes())),
+            seen.claim(digest(&1u64.to_be_bytes()), HELD),
             Claim::Mine(_)
         ));
         seen.expire_below(Some(EntryId(5)));
         assert_eq!(seen.len(), 1);
         assert!(matches!(
-            seen.claim(digest(&4u64.to_be_bytes())),
+            seen.claim(digest(&4u64.to_be_bytes()), HELD),
             Claim::Mine(_)
         ));
         assert!(matches!(
-            seen.claim(digest(&5u64.to_be_bytes())),
+            seen.claim(digest(&5u64.to_be_bytes()), HELD),
             Claim::Known(_)
         ));
         seen.expire_below(None);
         assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn an_entry_the_store_expired_is_no_repeat() {
+        let seen = Seen::new(10);
+        seen.record(digest(b"a"), at(3));
+        let expired_all = Bounds {
+            oldest: None,
+            newest: Some(EntryId(3)),
+        };
+        assert!(matches!(
+            seen.claim(digest(b"a"), expired_all),
+            Claim::Mine(_)
+        ));
+        seen.record(digest(b"b"), at(4));
+        let from_five = Bounds {
+            oldest: Some(EntryId(5)),
+            newest: Some(EntryId(9)),
+        };
+        assert!(matches!(
+            seen.claim(digest(b"b"), from_five),
+            Claim::Mine(_)
+        ));
+        seen.record(digest(b"c"), at(6));
+        assert!(matches!(
+            seen.claim(digest(b"c"), from_five),
+            Claim::Known(_)
+        ));
     }
 
     #[test]

@@ -368,25 +368,14 @@ async fn log_cuts_a_torn_tail_on_recovery() {
 }
 
 #[tokio::test]
-async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() {
+async fn log_rolls_segments_and_expiry_deletes_every_expired_file() {
     let dir = tempfile::tempdir().unwrap();
     let s = LogStore::open(dir.path(), LEN).unwrap();
     let n = SEGMENT_RECORDS * 2 + 10;
     for i in 1..=n {
         s.append(entry(i), i).await.unwrap();
     }
-    let files = || {
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("seg-")
-            })
-            .count()
-    };
+    let files = || segment_files(dir.path()).len();
     assert_eq!(files(), 3);
     let across = s.read(EntryId(SEGMENT_RECORDS - 3), 6).await.unwrap();
     assert_eq!(
@@ -396,11 +385,7 @@ async fn log_rolls_segments_and_expiry_deletes_old_files_but_keeps_the_newest() 
     s.expire(SEGMENT_RECORDS + 5).await.unwrap();
     assert_eq!(files(), 2);
     s.expire(u64::MAX).await.unwrap();
-    assert_eq!(
-        files(),
-        1,
-        "the newest segment stays so ids are never reused"
-    );
+    assert_eq!(files(), 0, "everything expired, so no segment is left");
     s.close().await.unwrap();
     drop(s);
     let s = LogStore::open(dir.path(), LEN).unwrap();
@@ -483,4 +468,347 @@ async fn log_refuses_a_second_open_of_its_directory() {
     drop(first);
     let again = LogStore::open(dir.path(), LEN).unwrap();
     assert_eq!(again.bounds().newest, Some(EntryId(1)));
+}
+
+/// The segment files in `dir`, oldest first.
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("seg-") && n.ends_with(".log"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Everything logged through `tracing` by this test binary, so tests can check what the store
+/// said about their data directory.
+fn logs() -> String {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let sub = tracing_subscriber::fmt()
+            .with_writer(|| LogBuf)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(sub).unwrap();
+    });
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogBuf;
+
+impl Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines that mention `needle`.
+fn lines_with(needle: &str) -> Vec<String> {
+    logs()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+const RECORD: u64 = 16 + LEN as u64 + 4;
+
+fn flip(path: &Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at as usize] ^= 0xFF;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+fn ids(records: &[Record]) -> Vec<u64> {
+    records.iter().map(|r| r.id.get()).collect()
+}
+
+#[tokio::test]
+async fn log_damage_in_the_newest_segment_loses_only_the_damaged_record() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = LogStore::open(dir.path(), LEN).unwrap();
+        for i in 1..=10u64 {
+            s.append(entry(i), i).await.unwrap();
+        }
+        s.close().await.unwrap();
+    }
+    let seg = segment_files(dir.path()).remove(0);
+    flip(&seg, 4 * RECORD + 30); // inside record 5
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(
+        s.bounds().newest,
+        Some(EntryId(10)),
+        "newest_id never goes back"
+    );
+    let all = s.read(EntryId(0), 100).await.unwrap();
+    assert_eq!(ids(&all), vec![1, 2, 3, 4, 6, 7, 8, 9, 10]);
+    assert!(all.iter().all(|r| r.entry == entry(r.id.get())));
+    // A page that starts at the damaged record skips it rather than ending early.
+    assert_eq!(ids(&s.read(EntryId(4), 1).await.unwrap()), vec![6]);
+    assert_eq!(
+        s.append(entry(11), 20).await.unwrap().id,
+        11,
+        "no id is reused"
+    );
+    let quarantined: Vec<_> = std::fs::read_dir(dir.path().join("quarantine"))
+        .expect("a quarantine directory")
+        .collect();
+    assert_eq!(quarantined.len(), 1);
+    let said = lines_with(&dir.path().display().to_string()).join("\\n");
+    assert!(said.contains("damaged") && said.contains("CRC"), "{said}");
+    assert!(said.contains("WARN") || said.contains("ERROR"), "{said}");
+    s.close().await.unwrap();
+    // Still right after another restart, with the new record after the damaged one.
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(
+        ids(&s.read(EntryId(0), 100).await.unwrap()),
+        vec![1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+    );
+}
+
+fn rec(id: u64) -> Record {
+    Record {
+        id: EntryId(id),
+        time_ms: id,
+        entry: entry(id),
+    }
+}
+
+#[tokio::test]
+async fn log_damage_in_an_older_segment_is_a_gap_logged_once() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = LogStore::open(dir.path(), LEN).unwrap();
+        s.insert_many((1..=SEGMENT_RECORDS + 5).map(rec).collect())
+            .await
+            .unwrap();
+        s.close().await.unwrap();
+    }
+    let segs = segment_files(dir.path());
+    assert_eq!(segs.len(), 2);
+    flip(&segs[0], 99 * RECORD + 30); // inside record 100
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    for _ in 0..3 {
+        let page = s.read(EntryId(98), 3).await.unwrap();
+        assert_eq!(ids(&page), vec![99, 101, 102]);
+    }
+    let all = s.read(EntryId(0), 10_000).await.unwrap();
+    assert_eq!(all.len() as u64, SEGMENT_RECORDS + 4);
+    let said = lines_with(&segs[0].display().to_string());
+    let about_100: Vec<_> = said.iter().filter(|l| l.contains("100")).collect();
+    assert_eq!(about_100.len(), 1, "logged once: {said:?}");
+    assert!(about_100[0].contains("damaged") && about_100[0].contains("CRC"));
+}
+
+#[tokio::test]
+async fn log_reports_a_missing_segment_at_startup() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = LogStore::open(dir.path(), LEN).unwrap();
+        s.insert_many((1..=2 * SEGMENT_RECORDS + 5).map(rec).collect())
+            .await
+            .unwrap();
+        s.close().await.unwrap();
+    }
+    let segs = segment_files(dir.path());
+    std::fs::remove_file(&segs[1]).unwrap();
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(s.bounds().newest, Some(EntryId(2 * SEGMENT_RECORDS + 5)));
+    let said = lines_with(&dir.path().display().to_string()).join("\\n");
+    assert!(said.contains("missing"), "{said}");
+}
+
+#[tokio::test]
+async fn log_expiry_removes_the_newest_segment_too_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = LogStore::open(dir.path(), LEN).unwrap();
+        s.set_lifetime(Duration::from_secs(8)).await.unwrap();
+        for i in 1..=5u64 {
+            s.append(entry(i), 1000 + i).await.unwrap();
+        }
+        assert_eq!(s.expire(10_000).await.unwrap(), 5);
+        assert!(
+            segment_files(dir.path()).is_empty(),
+            "expired entries stay on disk"
+        );
+        s.close().await.unwrap();
+    }
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    let b = s.bounds();
+    assert_eq!((b.oldest, b.newest), (None, Some(EntryId(5))));
+    assert!(s.read(EntryId(0), 10).await.unwrap().is_empty());
+    let a = s.append(entry(6), 20_000).await.unwrap();
+    assert_eq!(a.id, 6);
+}
+
+#[tokio::test]
+async fn log_rolls_segments_by_time_so_expired_entries_leave_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    s.set_lifetime(Duration::from_secs(8)).await.unwrap();
+    // A segment spans at most a quarter of the lifetime (2 s here).
+    for (i, t) in [(1u64, 0u64), (2, 1000), (3, 1500), (4, 3000), (5, 9000)] {
+        assert_eq!(s.append(entry(i), t).await.unwrap().id, i);
+    }
+    assert_eq!(segment_files(dir.path()).len(), 3);
+    assert_eq!(s.expire(2000).await.unwrap(), 3);
+    assert_eq!(segment_files(dir.path()).len(), 2);
+    assert_eq!(ids(&s.read(EntryId(0), 10).await.unwrap()), vec![4, 5]);
+}
+
+#[tokio::test]
+async fn log_restart_does_not_bring_back_expired_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = LogStore::open(dir.path(), LEN).unwrap();
+        for i in 1..=10u64 {
+            s.append(entry(i), i * 100).await.unwrap();
+        }
+        assert_eq!(s.expire(450).await.unwrap(), 4);
+        s.close().await.unwrap();
+    }
+    // A longer lifetime after the restart must not serve ids 1..=4 again.
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    s.set_lifetime(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(s.bounds().oldest, Some(EntryId(5)));
+    assert_eq!(s.read(EntryId(0), 100).await.unwrap()[0].id, 5);
+}
+
+/// A tmpfs of 3 MiB mounted on a fresh directory, unmounted on drop; `None` (the test is
+/// skipped, saying why) where mounting is not allowed.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount() -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir)),
+            Ok(o) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "log_full_disk test SKIPPED: cannot mount a tmpfs: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "log_full_disk test SKIPPED: cannot run mount: {e}"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn log_full_disk_refuses_appends_then_resumes_and_keeps_every_acknowledged_entry() {
+    let Some(fs) = Tmpfs::mount() else {
+        return;
+    };
+    const BIG: usize = 1000;
+    let big = |n: u64| {
+        let mut b = vec![0x5Au8; BIG];
+        b[..8].copy_from_slice(&n.to_be_bytes());
+        Bytes::from(b)
+    };
+    let data = fs.0.path().join("data");
+    let filler = fs.0.path().join("filler");
+    {
+        // Fill the disk, leaving room for a few records only.
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        drop(f);
+        let len = std::fs::metadata(&filler).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&filler)
+            .unwrap()
+            .set_len(len - 5 * 4096)
+            .unwrap();
+    }
+    let s = LogStore::open(&data, BIG).unwrap();
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for i in 1..=200u64 {
+        match s.append(big(i), i).await {
+            Ok(a) => acked.push((a.id.get(), i)),
+            Err(_) => {
+                refused += 1;
+                if refused == 10 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "the disk never filled");
+    assert!(!acked.is_empty());
+    std::fs::remove_file(&filler).unwrap();
+    for i in 1000..1005u64 {
+        let a = s
+            .append(big(i), i)
+            .await
+            .expect("appends resume once there is room");
+        acked.push((a.id.get(), i));
+    }
+    s.close().await.unwrap();
+    let s = LogStore::open(&data, BIG).expect("the next start accepts the files");
+    let all = s.read(EntryId(0), 10_000).await.unwrap();
+    let got: Vec<(u64, u64)> = all
+        .iter()
+        .map(|r| {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&r.entry[..8]);
+            (r.id.get(), u64::from_be_bytes(n))
+        })
+        .collect();
+    assert_eq!(got, acked);
+}
+
+#[tokio::test]
+async fn log_opens_despite_garbage_marks_and_refuses_absurd_segment_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("marks"), b"not marks at all").unwrap();
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(s.append(entry(1), 1).await.unwrap().id, 1);
+    s.close().await.unwrap();
+    drop(s);
+    std::fs::write(
+        dir.path().join("seg-18446744073709551615.log"),
+        vec![0u8; RECORD as usize],
+    )
+    .unwrap();
+    let err = LogStore::open(dir.path(), LEN).err().expect("refused");
+    assert!(err.to_string().contains("damaged"), "{err}");
 }

@@ -5,25 +5,39 @@
 //! id and no index is needed: `offset = (id - first_id) * record_len`. A record is
 //! `id (8) || time_ms (8) || entry || crc32 (4)`, big-endian, the CRC over everything before it.
 //! Segment `seg-<first id, 20 digits>.log` holds up to [`SEGMENT_RECORDS`] records with
-//! consecutive ids. A mirror may have to skip ids (its upstream expired them before the mirror
-//! saw them): the skip ends the segment and the next one starts at the new id, so ids stay
-//! consecutive inside every segment.
+//! consecutive ids, and spans at most a quarter of the lifetime last given to
+//! [`Store::set_lifetime`]: a record later than that starts a new segment. A mirror may have to
+//! skip ids (its upstream expired them before the mirror saw them): the skip ends the segment
+//! and the next one starts at the new id, so ids stay consecutive inside every segment.
 //!
 //! Appends go to one writer thread. It takes every append waiting in its queue, writes them
 //! with one `write`, calls `fdatasync` once, and only then acknowledges them and lets readers
 //! see them. Many concurrent appends therefore share one sync, and an acknowledged entry
-//! survives `kill -9` and power loss (as far as the disk honours `fdatasync`).
+//! survives `kill -9` and power loss (as far as the disk honours `fdatasync`). A failed write
+//! (a full disk, an I/O error) fails its whole batch and cuts the files back, through a
+//! writable handle, to what was acknowledged; until that cut succeeds nothing else is written.
 //!
-//! Recovery checks every record of the newest segment and cuts the file at the first one whose
-//! CRC or id is wrong: those were never acknowledged. The newest segment is never deleted by
-//! expiry, so ids continue above the old ones even when everything expired.
+//! Expiry deletes every segment whose records have all expired, the newest one included, so an
+//! expired entry leaves the disk at most a quarter of a lifetime (plus one tick) after it
+//! expired. Before it deletes anything it writes the small `marks` file
+//! (`"DDM1" || oldest live id (8) || next id (8) || crc32 (4)`, replaced atomically): recovery
+//! never serves an id below the first and never assigns one below the second, whatever the
+//! lifetime after a restart.
+//!
+//! Recovery checks every record of the newest segment independently (each CRC and id). Bad
+//! records at its very end, after the last good one, are a write torn by a crash and were never
+//! acknowledged: they are cut. A bad record with good ones after it is damage: its bytes are
+//! copied to `quarantine/<id>.bad`, it is logged, and reads skip its id (a gap). Older segments
+//! are checked as they are read, with the same result; a partial record at the end of an older
+//! segment is cut, and ids that no segment holds are logged as missing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -39,8 +53,14 @@ pub const SEGMENT_RECORDS: u64 = 4096;
 const MAX_BATCH: usize = 4096;
 /// Appends waiting for the writer before senders wait.
 const QUEUE: usize = 16 * 1024;
+/// A segment spans at most the lifetime divided by this.
+const SPANS_PER_LIFETIME: u64 = 4;
 const HEADER: usize = 16;
 const CRC: usize = 4;
+const MARKS: &str = "marks";
+const MARKS_MAGIC: &[u8; 4] = b"DDM1";
+const MARKS_LEN: usize = 4 + 8 + 8 + CRC;
+const QUARANTINE: &str = "quarantine";
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct LogStore {
@@ -56,6 +76,13 @@ struct Shared {
     entry_len: usize,
     record_len: usize,
     state: RwLock<State>,
+    /// The writer's state. The writer holds it for a whole batch; expiry takes it (before
+    /// `state`) when it deletes the segment being appended to.
+    core: Mutex<Core>,
+    /// The lifetime in force, in milliseconds (0: not told yet, segments roll by size only).
+    lifetime_ms: AtomicU64,
+    /// Ids whose records are damaged (reads skip them), each logged once.
+    damaged: Mutex<BTreeSet<u64>>,
     /// Push feed, set by [`Store::spawn_feed`]: the writer sends each batch in id order once
     /// it is synced, so concurrent appends never reach subscribers out of order.
     feed: Mutex<Option<broadcast::Sender<Record>>>,
@@ -90,13 +117,30 @@ struct Request {
     reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
-/// The writer thread's own state.
-struct Writer {
-    shared: Arc<Shared>,
-    /// The segment being appended to: first id, file, records in it.
-    active: Option<(u64, File, u64)>,
+/// The segment being appended to.
+struct Active {
+    first: u64,
+    file: File,
+    count: u64,
+    /// The time of its first record: later records beyond the span start a new segment.
+    first_time: u64,
+}
+
+/// The writer's state.
+#[derive(Default)]
+struct Core {
+    active: Option<Active>,
     next_id: u64,
     last_time: u64,
+    /// A failed write could not be cut back yet: nothing is written until it is.
+    uncut: bool,
+    /// The marks last written (oldest live id, next id).
+    marks: (u64, u64),
+}
+
+/// The writer thread.
+struct Writer {
+    shared: Arc<Shared>,
 }
 
 impl LogStore {
@@ -114,10 +158,17 @@ impl LogStore {
             entry_len,
             record_len: HEADER + entry_len + CRC,
             state: RwLock::new(State::default()),
+            core: Mutex::new(Core::default()),
+            lifetime_ms: AtomicU64::new(0),
+            damaged: Mutex::new(BTreeSet::new()),
             feed: Mutex::new(None),
         });
-        let (state, writer) = recover(&shared)?;
+        let (state, core) = recover(&shared)?;
         *shared.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+        *shared.lock_core() = core;
+        let writer = Writer {
+            shared: shared.clone(),
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -172,6 +223,10 @@ fn parse_segment_name(name: &str) -> Option<u64> {
         .ok()
 }
 
+fn quarantine_name(id: u64) -> String {
+    format!("{id:020}.bad")
+}
+
 fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         path: path.display().to_string(),
@@ -179,9 +234,160 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> StoreError {
     }
 }
 
-/// Reads the segment list, checks it, and repairs the newest segment's tail.
-fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
+}
+
+/// Reads the marks file: (oldest live id, next id), or zeros if there is none or it is damaged.
+fn read_marks(dir: &Path) -> (u64, u64) {
+    let path = dir.join(MARKS);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (0, 0),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e,
+                "cannot read the marks file; expired ids may be served again and ids after a \
+                 fully expired log may be reused");
+            return (0, 0);
+        }
+    };
+    let parsed = (|| {
+        let mut r = Reader::new(&bytes);
+        let magic = r.take(4).ok()?;
+        let oldest = r.u64().ok()?;
+        let next = r.u64().ok()?;
+        let covered = r.consumed();
+        let crc = r.u32().ok()?;
+        r.expect_empty().ok()?;
+        (magic == MARKS_MAGIC && crc32fast::hash(covered) == crc).then_some((oldest, next))
+    })();
+    parsed.unwrap_or_else(|| {
+        tracing::error!(path = %path.display(),
+            "the marks file is damaged (bad CRC or length) and is ignored; expired ids may be \
+             served again and ids after a fully expired log may be reused");
+        (0, 0)
+    })
+}
+
+/// Replaces the marks file atomically and durably.
+fn write_marks(dir: &Path, oldest: u64, next: u64) -> Result<(), StoreError> {
+    let mut buf = Vec::with_capacity(MARKS_LEN);
+    buf.put_slice(MARKS_MAGIC);
+    buf.put_u64(oldest);
+    buf.put_u64(next);
+    let crc = crc32fast::hash(&buf);
+    buf.put_u32(crc);
+    let tmp = dir.join("marks.tmp");
+    let path = dir.join(MARKS);
+    (|| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&buf)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    })()
+    .map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StoreError::io(format!("writing {}", path.display()), e)
+    })?;
+    sync_dir(dir)
+}
+
+impl Shared {
+    fn lock_core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handles a damaged record found at `id`: copies its bytes to the quarantine, remembers
+    /// the id so reads skip it, and logs it, all once per id.
+    fn quarantine(&self, path: &Path, id: u64, bytes: &[u8]) {
+        if !self
+            .damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id)
+        {
+            return;
+        }
+        let qdir = self.dir.join(QUARANTINE);
+        let qpath = qdir.join(quarantine_name(id));
+        let saved = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&qdir)
+            .and_then(|_| {
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&qpath)?;
+                f.write_all(bytes)?;
+                f.sync_all()
+            });
+        match saved {
+            Ok(()) => tracing::error!(
+                segment = %path.display(), id, copy = %qpath.display(),
+                "record {id} is damaged (its CRC or id does not match): its bytes were copied \
+                 to the quarantine and reads skip it; the records around it are served"
+            ),
+            Err(e) => tracing::error!(
+                segment = %path.display(), id, error = %e,
+                "record {id} is damaged (its CRC or id does not match) and reads skip it; \
+                 copying it to the quarantine failed"
+            ),
+        }
+    }
+
+    fn is_damaged(&self, id: u64) -> bool {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+    }
+
+    /// The longest time one segment may span, in milliseconds.
+    fn span_ms(&self) -> u64 {
+        match self.lifetime_ms.load(Ordering::Relaxed) {
+            0 => u64::MAX,
+            l => (l / SPANS_PER_LIFETIME).max(1),
+        }
+    }
+
+    /// Removes quarantined copies of records below `oldest`: they expired with their ids.
+    fn drop_quarantine_below(&self, oldest: u64) {
+        let qdir = self.dir.join(QUARANTINE);
+        let Ok(items) = fs::read_dir(&qdir) else {
+            return;
+        };
+        for item in items.flatten() {
+            let id = item
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".bad"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if id.is_some_and(|id| id < oldest) {
+                if let Err(e) = fs::remove_file(item.path()) {
+                    tracing::warn!(path = %item.path().display(), error = %e,
+                        "cannot remove an expired quarantined record");
+                }
+            }
+        }
+    }
+}
+
+/// Reads the segment list and the marks, checks them, repairs the newest segment's tail and
+/// quarantines damaged records in it.
+fn recover(shared: &Arc<Shared>) -> Result<(State, Core), StoreError> {
     let dir = &shared.dir;
+    let (floor, next_min) = read_marks(dir);
+    let _ = fs::remove_file(dir.join("marks.tmp"));
     let mut firsts = Vec::new();
     for item in
         fs::read_dir(dir).map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?
@@ -194,15 +400,18 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
     firsts.sort_unstable();
     let rl = shared.record_len as u64;
     let mut state = State::default();
-    let mut writer = Writer {
-        shared: shared.clone(),
-        active: None,
+    let mut core = Core {
         next_id: 1,
-        last_time: 0,
+        marks: (floor, next_min),
+        ..Core::default()
     };
     let mut end = 0u64; // one past the last id of the previous segment
+    let mut newest_seg: Option<(u64, u64)> = None; // first, count
     for (i, &first) in firsts.iter().enumerate() {
         let path = dir.join(segment_name(first));
+        if first > u64::MAX / 2 {
+            return Err(corrupt(&path, "the segment's first id is out of range"));
+        }
         if first == 0 || first < end {
             return Err(corrupt(
                 &path,
@@ -220,48 +429,44 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
             .len();
         let last = i + 1 == firsts.len();
         let count = if last {
-            repair_tail(shared, &file, &path, first, len)?
-        } else if len == 0 {
-            // Created just before a crash and never written: nothing to keep.
-            let _ = fs::remove_file(&path);
-            continue;
+            repair_newest(shared, &file, &path, first, len)?
         } else {
-            if len % rl != 0 || len / rl > SEGMENT_RECORDS {
-                return Err(corrupt(&path, "an old segment has a partial record"));
+            if len / rl > SEGMENT_RECORDS {
+                return Err(corrupt(
+                    &path,
+                    format!("an old segment holds more than {SEGMENT_RECORDS} records"),
+                ));
+            }
+            if len % rl != 0 {
+                // Left by a write that failed and could not be cut back: never acknowledged.
+                tracing::warn!(segment = %path.display(), bytes = len % rl,
+                    "an older segment ends in a partial record (a failed write); cutting it");
+                file.set_len(len - len % rl)
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| {
+                        StoreError::io(format!("cutting a partial record of {}", path.display()), e)
+                    })?;
             }
             len / rl
         };
-        if state.oldest.is_none() && count > 0 {
-            state.oldest = Some(first);
+        if !last && (count == 0 || first + count <= floor) {
+            // Created just before a crash and never written, or expired before the crash
+            // but not yet deleted.
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        if end > 0 && first > end {
+            tracing::warn!(dir = %dir.display(), from = end, to = first - 1,
+                "ids {end}..={} are missing: no segment holds them (a segment file was \
+                 deleted, or a mirror skipped them); reads skip them", first - 1);
+        } else if end == 0 && floor > 0 && first > floor && count > 0 {
+            tracing::error!(dir = %dir.display(), from = floor, to = first - 1,
+                "ids {floor}..={} are missing: they had not expired, but no segment holds \
+                 them (a segment file was deleted); reads skip them", first - 1);
         }
         end = first + count;
         if last {
-            writer.next_id = first + count;
-            if count > 0 {
-                writer.last_time = read_record(shared, &file, &path, first, count - 1)?.time_ms;
-            } else if let Some(&prev) = i.checked_sub(1).and_then(|p| firsts.get(p)) {
-                // An empty newest segment (created just before a crash): ids continue from it,
-                // times from the segment before.
-                if let Some(seg) = state.segments.get(&prev) {
-                    if seg.count > 0 {
-                        writer.last_time = read_record(
-                            shared,
-                            &seg.file.file,
-                            &seg.file.path,
-                            prev,
-                            seg.count - 1,
-                        )?
-                        .time_ms;
-                    }
-                }
-            }
-            let append = OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-            if count < SEGMENT_RECORDS {
-                writer.active = Some((first, append, count));
-            }
+            newest_seg = Some((first, count));
         }
         state.segments.insert(
             first,
@@ -275,12 +480,49 @@ fn recover(shared: &Arc<Shared>) -> Result<(State, Writer), StoreError> {
             },
         );
     }
-    state.newest = writer.next_id.checked_sub(1).filter(|&n| n > 0);
-    Ok((state, writer))
+    // Times: from the last readable record, newest first.
+    'outer: for (&first, seg) in state.segments.iter().rev() {
+        for index in (0..seg.count).rev() {
+            if let Ok(r) = read_record(shared, &seg.file.file, &seg.file.path, first, index) {
+                core.last_time = r.time_ms;
+                break 'outer;
+            }
+        }
+    }
+    core.next_id = end.max(next_min).max(1);
+    if let Some((first, count)) = newest_seg {
+        if first + count == core.next_id && count < SEGMENT_RECORDS {
+            let seg = &state.segments[&first];
+            let first_time = (0..count)
+                .find_map(|i| read_record(shared, &seg.file.file, &seg.file.path, first, i).ok())
+                .map_or(core.last_time, |r| r.time_ms);
+            let path = dir.join(segment_name(first));
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+            core.active = Some(Active {
+                first,
+                file,
+                count,
+                first_time,
+            });
+        }
+    }
+    state.oldest = state
+        .segments
+        .iter()
+        .filter(|(&f, s)| s.count > 0 && f + s.count > floor)
+        .map(|(&f, _)| f.max(floor))
+        .next();
+    state.newest = core.next_id.checked_sub(1).filter(|&n| n > 0);
+    shared.drop_quarantine_below(state.oldest.unwrap_or(core.next_id));
+    Ok((state, core))
 }
 
-/// Cuts the newest segment after its last good record; returns how many records it keeps.
-fn repair_tail(
+/// Checks every record of the newest segment: cuts the torn tail after its last good record,
+/// quarantines damaged records before it. Returns how many record slots it keeps.
+fn repair_newest(
     shared: &Shared,
     file: &File,
     path: &Path,
@@ -289,22 +531,34 @@ fn repair_tail(
 ) -> Result<u64, StoreError> {
     let rl = shared.record_len as u64;
     let whole = (len / rl).min(SEGMENT_RECORDS);
-    let mut good = 0;
-    while good < whole {
-        match read_record(shared, file, path, first, good) {
-            Ok(_) => good += 1,
-            Err(StoreError::Corrupt { .. }) => break,
-            Err(e) => return Err(e),
+    let mut bad = Vec::new();
+    let mut keep = 0;
+    let mut buf = vec![0u8; shared.record_len];
+    for index in 0..whole {
+        file.read_exact_at(&mut buf, index * rl)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        if decode(shared, &buf, first + index).is_some() {
+            keep = index + 1;
+        } else {
+            bad.push(index);
         }
     }
-    if good * rl != len {
-        file.set_len(good * rl)
+    for &index in bad.iter().filter(|&&i| i < keep) {
+        file.read_exact_at(&mut buf, index * rl)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        shared.quarantine(path, first + index, &buf);
+    }
+    if keep * rl != len {
+        tracing::warn!(segment = %path.display(), kept = keep, cut_bytes = len - keep * rl,
+            "cutting the torn tail of the newest segment after its last good record (a write \
+             a crash interrupted, never acknowledged; records failing their CRC there are cut)");
+        file.set_len(keep * rl)
             .and_then(|_| file.sync_all())
             .map_err(|e| {
                 StoreError::io(format!("cutting the torn tail of {}", path.display()), e)
             })?;
     }
-    Ok(good)
+    Ok(keep)
 }
 
 /// Reads and checks record `index` of a segment.
@@ -347,7 +601,7 @@ fn encode(out: &mut Vec<u8>, id: u64, time_ms: u64, entry: &[u8]) {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    fn run(self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -358,7 +612,10 @@ impl Writer {
             }
             // Requests whose caller gave up are still written: the client may already have
             // sent the entry, and storing it unacknowledged is better than dropping it.
-            let results = self.write_batch(&batch);
+            let results = {
+                let mut core = self.shared.lock_core();
+                write_batch(&self.shared, &mut core, &batch)
+            };
             let feed = self
                 .shared
                 .feed
@@ -383,186 +640,270 @@ impl Writer {
             }
         }
     }
+}
 
-    /// Writes a batch with one sync per touched segment. Returns one result per request:
-    /// requests refused on their own (a mirror record with an id not above the newest) fail
-    /// alone; an I/O failure fails the whole batch and leaves the log as it was.
-    fn write_batch(&mut self, batch: &[Request]) -> Vec<Result<Appended, StoreError>> {
-        let shared = self.shared.clone();
-        let start = (self.next_id, self.last_time);
-        let mut results: Vec<Option<Result<Appended, StoreError>>> =
-            (0..batch.len()).map(|_| None).collect();
-        let outcome = (|| {
-            let mut buf = Vec::new();
-            for (i, req) in batch.iter().enumerate() {
-                if req.entry.len() != shared.entry_len {
+/// Writes a batch with one sync per touched segment. Returns one result per request:
+/// requests refused on their own (a mirror record with an id not above the newest) fail
+/// alone; an I/O failure fails the whole batch and leaves the log as it was.
+fn write_batch(
+    shared: &Shared,
+    core: &mut Core,
+    batch: &[Request],
+) -> Vec<Result<Appended, StoreError>> {
+    let fail_all = |msg: String| {
+        (0..batch.len())
+            .map(|_| Err(StoreError::Unavailable(msg.clone())))
+            .collect()
+    };
+    if core.uncut {
+        if let Err(e) = rollback(shared, core) {
+            return fail_all(format!("an earlier failed write is not cut back yet: {e}"));
+        }
+    }
+    let start = (core.next_id, core.last_time);
+    let mut results: Vec<Option<Result<Appended, StoreError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    let span = shared.span_ms();
+    let outcome = (|| {
+        let mut buf = Vec::new();
+        for (i, req) in batch.iter().enumerate() {
+            if req.entry.len() != shared.entry_len {
+                results[i] = Some(Err(StoreError::Unavailable(format!(
+                    "entry of {} bytes where {} are expected",
+                    req.entry.len(),
+                    shared.entry_len
+                ))));
+                continue;
+            }
+            let (id, time_ms) = match req.at {
+                None => (core.next_id, req.now_ms.max(core.last_time)),
+                Some((id, _)) if id < core.next_id => {
                     results[i] = Some(Err(StoreError::Unavailable(format!(
-                        "entry of {} bytes where {} are expected",
-                        req.entry.len(),
-                        shared.entry_len
+                        "id {id} is not above the newest id {}",
+                        core.next_id - 1
                     ))));
                     continue;
                 }
-                let (id, time_ms) = match req.at {
-                    None => (self.next_id, req.now_ms.max(self.last_time)),
-                    Some((id, _)) if id < self.next_id => {
-                        results[i] = Some(Err(StoreError::Unavailable(format!(
-                            "id {id} is not above the newest id {}",
-                            self.next_id - 1
-                        ))));
-                        continue;
-                    }
-                    Some((id, t)) => (id, t.max(self.last_time)),
-                };
-                // A skipped id, or a full segment, closes the active segment.
-                let fits = matches!(&self.active, Some((first, _, count)) if first + count == id && *count < SEGMENT_RECORDS);
-                if !fits {
-                    self.flush(&mut buf, true)?;
-                    self.drop_empty_active();
-                    self.open_segment(id)?;
-                }
-                encode(&mut buf, id, time_ms, &req.entry);
-                if let Some((_, _, count)) = self.active.as_mut() {
-                    *count += 1;
-                }
-                self.next_id = id + 1;
-                self.last_time = time_ms;
-                results[i] = Some(Ok(Appended {
-                    id: EntryId(id),
-                    time_ms,
-                }));
+                Some((id, t)) => (id, t.max(core.last_time)),
+            };
+            // A skipped id, a full segment or one spanning too long closes the active one.
+            let fits = matches!(&core.active, Some(a) if a.first + a.count == id
+                && a.count < SEGMENT_RECORDS
+                && (a.count == 0 || time_ms.saturating_sub(a.first_time) <= span));
+            if !fits {
+                flush(shared, core, &mut buf)?;
+                drop_empty_active(shared, core);
+                open_segment(shared, core, id, time_ms)?;
             }
-            self.flush(&mut buf, true)
-        })();
-        if let Err(e) = outcome {
-            self.next_id = start.0;
-            self.last_time = start.1;
-            self.active = None;
-            self.rollback();
-            let msg = e.to_string();
-            return (0..batch.len())
-                .map(|_| Err(StoreError::Unavailable(msg.clone())))
-                .collect();
-        }
-        let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
-        if self.next_id > start.0 {
-            st.newest = Some(self.next_id - 1);
-        }
-        let first_written = results
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|a| a.id.get())
-            .next();
-        if st.oldest.is_none() {
-            st.oldest = first_written;
-        }
-        if let Some((first, _, count)) = &self.active {
-            if let Some(seg) = st.segments.get_mut(first) {
-                seg.count = *count;
+            encode(&mut buf, id, time_ms, &req.entry);
+            if let Some(a) = core.active.as_mut() {
+                if a.count == 0 {
+                    a.first_time = time_ms;
+                }
+                a.count += 1;
             }
+            core.next_id = id + 1;
+            core.last_time = time_ms;
+            results[i] = Some(Ok(Appended {
+                id: EntryId(id),
+                time_ms,
+            }));
         }
-        drop(st);
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(StoreError::Unavailable("not written".into()))))
-            .collect()
-    }
-
-    /// Writes `buf` to the active segment and syncs it; with `publish`, records the segment's
-    /// count for readers when it is closed.
-    fn flush(&mut self, buf: &mut Vec<u8>, _publish: bool) -> Result<(), StoreError> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let Some((first, file, count)) = self.active.as_mut() else {
-            return Err(StoreError::Unavailable("no active segment".into()));
+        flush(shared, core, &mut buf)
+    })();
+    if let Err(e) = outcome {
+        core.next_id = start.0;
+        core.last_time = start.1;
+        core.uncut = true;
+        let cut = rollback(shared, core);
+        let msg = match cut {
+            Ok(()) => e.to_string(),
+            Err(c) => format!("{e}; cutting the failed write back failed too: {c}"),
         };
-        file.write_all(buf)
-            .and_then(|_| file.sync_data())
-            .map_err(|e| StoreError::io("appending to the ledger log", e))?;
-        buf.clear();
-        let (first, count) = (*first, *count);
-        let mut st = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
-        // Readers may not see these records yet (newest moves at the end of the batch), but
-        // the count must be right before the segment is closed and forgotten here.
-        if let Some(seg) = st.segments.get_mut(&first) {
-            seg.count = count;
-        }
-        Ok(())
+        tracing::warn!(error = %msg, "a write to the ledger log failed; its appends are refused");
+        return fail_all(msg);
     }
-
-    /// After a failed write, cuts every segment back to what readers may see.
-    fn rollback(&mut self) {
-        let shared = self.shared.clone();
-        let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
-        let newest = st.newest.unwrap_or(0);
-        let mut drop_firsts = Vec::new();
-        for (first, seg) in st.segments.iter_mut() {
-            let keep = (newest + 1)
-                .saturating_sub(*first)
-                .min(seg.count)
-                .min(SEGMENT_RECORDS);
-            seg.count = keep;
-            let _ = seg.file.file.set_len(keep * shared.record_len as u64);
-            if keep == 0 && *first > newest {
-                drop_firsts.push(*first);
-            }
-        }
-        for f in drop_firsts {
-            if let Some(seg) = st.segments.remove(&f) {
-                let _ = fs::remove_file(&seg.file.path);
-            }
+    let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
+    if core.next_id > start.0 {
+        st.newest = Some(core.next_id - 1);
+    }
+    let first_written = results
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|a| a.id.get())
+        .next();
+    if st.oldest.is_none() {
+        st.oldest = first_written;
+    }
+    if let Some(a) = &core.active {
+        if let Some(seg) = st.segments.get_mut(&a.first) {
+            seg.count = a.count;
         }
     }
+    drop(st);
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(StoreError::Unavailable("not written".into()))))
+        .collect()
+}
 
-    /// Removes the active segment if it holds nothing, so no empty segment is left behind a
-    /// newer one (recovery treats that as damage).
-    fn drop_empty_active(&mut self) {
-        if let Some((first, _, 0)) = &self.active {
-            let first = *first;
-            self.active = None;
-            let mut st = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+/// Writes `buf` to the active segment and syncs it, recording the segment's count so it is
+/// right when the segment is closed.
+fn flush(shared: &Shared, core: &mut Core, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let Some(a) = core.active.as_mut() else {
+        return Err(StoreError::Unavailable("no active segment".into()));
+    };
+    a.file
+        .write_all(buf)
+        .and_then(|_| a.file.sync_data())
+        .map_err(|e| StoreError::io("appending to the ledger log", e))?;
+    buf.clear();
+    let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
+    // Readers may not see these records yet (newest moves at the end of the batch), but
+    // the count must be right before the segment is closed and forgotten here.
+    if let Some(seg) = st.segments.get_mut(&a.first) {
+        seg.count = a.count;
+    }
+    Ok(())
+}
+
+/// After a failed write, cuts every segment back to what readers may see, through writable
+/// handles, and reopens the segment to append to. On failure `core.uncut` stays set and the
+/// next batch tries again first.
+fn rollback(shared: &Shared, core: &mut Core) -> Result<(), StoreError> {
+    core.active = None;
+    let rl = shared.record_len as u64;
+    let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
+    let newest = st.newest.unwrap_or(0);
+    let mut drop_firsts = Vec::new();
+    let mut result = Ok(());
+    for (first, seg) in st.segments.iter_mut() {
+        let keep = (newest + 1)
+            .saturating_sub(*first)
+            .min(seg.count)
+            .min(SEGMENT_RECORDS);
+        seg.count = keep;
+        if keep == 0 && *first > newest {
+            drop_firsts.push(*first);
+            continue;
+        }
+        let cut = (|| {
+            let f = OpenOptions::new().write(true).open(&seg.file.path)?;
+            if f.metadata()?.len() != keep * rl {
+                f.set_len(keep * rl)?;
+                f.sync_all()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = cut {
+            result = Err(StoreError::io(
+                format!("cutting {} back", seg.file.path.display()),
+                e,
+            ));
+        }
+    }
+    for f in drop_firsts {
+        if let Some(seg) = st.segments.get(&f) {
+            match fs::remove_file(&seg.file.path) {
+                Ok(()) => {
+                    st.segments.remove(&f);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    st.segments.remove(&f);
+                }
+                Err(e) => {
+                    result = Err(StoreError::io(
+                        format!("removing {}", seg.file.path.display()),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+    result?;
+    // Append to the newest segment again if the ids continue there.
+    if let Some((&first, seg)) = st.segments.iter().next_back() {
+        if first + seg.count == core.next_id && seg.count < SEGMENT_RECORDS {
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&seg.file.path)
+                .map_err(|e| StoreError::io(format!("opening {}", seg.file.path.display()), e))?;
+            let first_time = if seg.count == 0 {
+                core.last_time
+            } else {
+                read_record(shared, &seg.file.file, &seg.file.path, first, 0)
+                    .map_or(core.last_time, |r| r.time_ms)
+            };
+            core.active = Some(Active {
+                first,
+                file,
+                count: seg.count,
+                first_time,
+            });
+        }
+    }
+    core.uncut = false;
+    Ok(())
+}
+
+/// Removes the active segment if it holds nothing, so no empty segment is left behind a
+/// newer one (recovery treats that as damage).
+fn drop_empty_active(shared: &Shared, core: &mut Core) {
+    if let Some(a) = &core.active {
+        if a.count == 0 {
+            let first = a.first;
+            core.active = None;
+            let mut st = shared.state.write().unwrap_or_else(|e| e.into_inner());
             if let Some(seg) = st.segments.remove(&first) {
                 let _ = fs::remove_file(&seg.file.path);
             }
         }
     }
+}
 
-    /// Starts a new segment whose first id is `first`.
-    fn open_segment(&mut self, first: u64) -> Result<(), StoreError> {
-        let shared = self.shared.clone();
-        let path = shared.dir.join(segment_name(first));
-        let append = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
-        File::open(&shared.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StoreError::io(format!("syncing {}", shared.dir.display()), e))?;
-        let read = File::open(&path)
-            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-        shared
-            .state
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .segments
-            .insert(
-                first,
-                Seg {
-                    file: Arc::new(Segment {
-                        first_id: first,
-                        path,
-                        file: read,
-                    }),
-                    count: 0,
-                },
-            );
-        self.active = Some((first, append, 0));
-        Ok(())
-    }
+/// Starts a new segment whose first id is `first`.
+fn open_segment(
+    shared: &Shared,
+    core: &mut Core,
+    first: u64,
+    first_time: u64,
+) -> Result<(), StoreError> {
+    let path = shared.dir.join(segment_name(first));
+    let append = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io(format!("creating {}", path.display()), e))?;
+    shared
+        .state
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .segments
+        .insert(
+            first,
+            Seg {
+                file: Arc::new(Segment {
+                    first_id: first,
+                    path: path.clone(),
+                    file: File::open(&path)
+                        .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?,
+                }),
+                count: 0,
+            },
+        );
+    core.active = Some(Active {
+        first,
+        file: append,
+        count: 0,
+        first_time,
+    });
+    sync_dir(&shared.dir)?;
+    Ok(())
 }
 
 impl Shared {
@@ -592,49 +933,86 @@ impl Shared {
         let mut out = Vec::with_capacity(limit.min(1024));
         let rl = self.record_len;
         for seg in segments {
-            let remaining = limit - out.len();
-            if remaining == 0 {
-                break;
-            }
             if seg.count == 0 {
                 continue;
             }
             let first = seg.file.first_id;
-            let lo = from.max(first);
-            let hi = newest
-                .min(first + seg.count - 1)
-                .min(lo.saturating_add(remaining as u64 - 1));
-            if lo > hi {
-                continue;
+            let mut lo = from.max(first);
+            let end = newest.min(first + seg.count - 1);
+            // Damaged records are skipped, so a page may need more than one read to fill.
+            while out.len() < limit && lo <= end {
+                let remaining = (limit - out.len()) as u64;
+                let hi = end.min(lo.saturating_add(remaining - 1));
+                let n = (hi - lo + 1) as usize;
+                let mut buf = vec![0u8; n * rl];
+                seg.file
+                    .file
+                    .read_exact_at(&mut buf, (lo - first) * rl as u64)
+                    .map_err(|e| {
+                        StoreError::io(format!("reading {}", seg.file.path.display()), e)
+                    })?;
+                for (i, chunk) in buf.chunks_exact(rl).enumerate() {
+                    let id = lo + i as u64;
+                    match decode(self, chunk, id) {
+                        Some(r) => out.push(r),
+                        None if self.is_damaged(id) => {}
+                        None => self.quarantine(&seg.file.path, id, chunk),
+                    }
+                }
+                lo = hi + 1;
             }
-            let n = (hi - lo + 1) as usize;
-            let mut buf = vec![0u8; n * rl];
-            seg.file
-                .file
-                .read_exact_at(&mut buf, (lo - first) * rl as u64)
-                .map_err(|e| StoreError::io(format!("reading {}", seg.file.path.display()), e))?;
-            for (i, chunk) in buf.chunks_exact(rl).enumerate() {
-                let id = lo + i as u64;
-                out.push(
-                    decode(self, chunk, id).ok_or_else(|| {
-                        corrupt(&seg.file.path, format!("record {id} is damaged"))
-                    })?,
-                );
+            if out.len() >= limit {
+                break;
             }
         }
         Ok(out)
     }
 
-    fn time_at(&self, seg: &Seg, index: u64) -> Result<u64, StoreError> {
-        let mut t = [0u8; 8];
+    /// The time of record `index` of `seg`, or `None` if the record is damaged.
+    fn time_at(&self, seg: &Seg, index: u64) -> Result<Option<u64>, StoreError> {
+        let mut buf = vec![0u8; self.record_len];
         seg.file
             .file
-            .read_exact_at(&mut t, index * self.record_len as u64 + 8)
+            .read_exact_at(&mut buf, index * self.record_len as u64)
             .map_err(|e| StoreError::io(format!("reading {}", seg.file.path.display()), e))?;
-        Ok(u64::from_be_bytes(t))
+        let id = seg.file.first_id + index;
+        Ok(match decode(self, &buf, id) {
+            Some(r) => Some(r.time_ms),
+            None => {
+                self.quarantine(&seg.file.path, id, &buf);
+                None
+            }
+        })
+    }
+
+    /// Whether record `index` of `seg` has expired. A damaged record's time is unknown: it
+    /// counts as expired when the next good record (here or in `later`) has, as times never
+    /// decrease with id.
+    fn expired_at(
+        &self,
+        seg: &Seg,
+        index: u64,
+        last: u64,
+        later: &[(u64, Seg)],
+        cutoff_ms: u64,
+    ) -> Result<bool, StoreError> {
+        for i in index..=last {
+            if let Some(t) = self.time_at(seg, i)? {
+                return Ok(t < cutoff_ms);
+            }
+        }
+        for (_, s) in later {
+            for i in 0..s.count {
+                if let Some(t) = self.time_at(s, i)? {
+                    return Ok(t < cutoff_ms);
+                }
+            }
+        }
+        Ok(false)
     }
 
     fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        let mut core = self.lock_core();
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         let (Some(oldest), Some(newest)) = (st.oldest, st.newest) else {
             return Ok(0);
@@ -644,28 +1022,27 @@ impl Shared {
         let mut new_oldest = None;
         let mut removed = 0u64;
         let mut doomed = Vec::new();
-        let newest_first = st.segments.range(..=newest).next_back().map(|(&f, _)| f);
-        for (&first, seg) in st.segments.iter() {
+        let all: Vec<(u64, Seg)> = st.segments.iter().map(|(&f, s)| (f, s.clone())).collect();
+        for (k, (first, seg)) in all.iter().enumerate() {
+            let (first, later) = (*first, &all[k + 1..]);
             let visible_end = (first + seg.count).min(newest + 1);
             if visible_end <= first.max(oldest) {
-                if Some(first) != newest_first && first + seg.count <= oldest {
+                if first + seg.count <= oldest {
                     doomed.push(first);
                 }
                 continue;
             }
             let lo_idx = oldest.saturating_sub(first);
             let n = visible_end - first;
-            if self.time_at(seg, n - 1)? < cutoff_ms {
+            if self.expired_at(seg, n - 1, n - 1, later, cutoff_ms)? {
                 removed += n - lo_idx;
-                if Some(first) != newest_first {
-                    doomed.push(first);
-                }
+                doomed.push(first);
                 continue;
             }
             let (mut lo, mut hi) = (lo_idx, n - 1);
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                if self.time_at(seg, mid)? < cutoff_ms {
+                if self.expired_at(seg, mid, n - 1, later, cutoff_ms)? {
                     lo = mid + 1;
                 } else {
                     hi = mid;
@@ -676,13 +1053,41 @@ impl Shared {
             break;
         }
         st.oldest = new_oldest;
+        let floor = new_oldest.unwrap_or(newest + 1);
+        if removed == 0 && doomed.is_empty() {
+            return Ok(0);
+        }
+        // The marks go first: once a file is gone, they are what keeps its ids from being
+        // served or assigned again.
+        let marks = (floor, core.next_id);
+        let marked = if core.marks != marks {
+            write_marks(&self.dir, marks.0, marks.1).map(|()| core.marks = marks)
+        } else {
+            Ok(())
+        };
+        let newest_first = st.segments.keys().next_back().copied();
         for f in doomed {
+            if marked.is_err() && Some(f) == newest_first {
+                // Without the marks, this file is what keeps the next id.
+                continue;
+            }
             if let Some(seg) = st.segments.remove(&f) {
+                if core.active.as_ref().is_some_and(|a| a.first == f) {
+                    core.active = None;
+                }
                 fs::remove_file(&seg.file.path).map_err(|e| {
                     StoreError::io(format!("removing {}", seg.file.path.display()), e)
                 })?;
             }
         }
+        drop(st);
+        drop(core);
+        self.drop_quarantine_below(floor);
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&id| id >= floor);
+        marked?;
         Ok(removed)
     }
 }
@@ -717,6 +1122,12 @@ impl Store for LogStore {
         tokio::task::spawn_blocking(move || shared.expire(cutoff_ms))
             .await
             .map_err(|e| StoreError::Unavailable(format!("expiry task failed: {e}")))?
+    }
+
+    async fn set_lifetime(&self, lifetime: std::time::Duration) -> Result<(), StoreError> {
+        let ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        self.shared.lifetime_ms.store(ms, Ordering::Relaxed);
+        Ok(())
     }
 
     fn spawn_feed(&self, tx: broadcast::Sender<Record>) {
@@ -784,6 +1195,9 @@ mod tests {
             entry_len,
             record_len: HEADER + entry_len + CRC,
             state: RwLock::new(State::default()),
+            core: Mutex::new(Core::default()),
+            lifetime_ms: AtomicU64::new(0),
+            damaged: Mutex::new(BTreeSet::new()),
             feed: Mutex::new(None),
         }
     }

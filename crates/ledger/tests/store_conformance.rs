@@ -573,6 +573,7 @@ async fn log_damage_in_the_newest_segment_loses_only_the_damaged_record() {
     assert!(said.contains("WARN") || said.contains("ERROR"), "{said}");
     s.close().await.unwrap();
     // Still right after another restart, with the new record after the damaged one.
+    drop(s);
     let s = LogStore::open(dir.path(), LEN).unwrap();
     assert_eq!(
         ids(&s.read(EntryId(0), 100).await.unwrap()),
@@ -783,6 +784,7 @@ async fn log_full_disk_refuses_appends_then_resumes_and_keeps_every_acknowledged
         acked.push((a.id.get(), i));
     }
     s.close().await.unwrap();
+    drop(s);
     let s = LogStore::open(&data, BIG).expect("the next start accepts the files");
     let all = s.read(EntryId(0), 10_000).await.unwrap();
     let got: Vec<(u64, u64)> = all

@@ -148,6 +148,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ready_file = args.ready_file.clone();
     let r = resolve(args)?;
     crate::init_logging();
+    let files = deaddrop_ledger::listen::raise_open_files_limit();
+    tracing::debug!(open_files = files, "open-files limit");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

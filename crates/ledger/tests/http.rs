@@ -821,3 +821,39 @@ async fn store_failures_are_visible_but_reveal_nothing_to_clients() {
         "ready again after a success"
     );
 }
+
+/// Readers that stop reading cannot starve the others: page bodies count against one memory
+/// budget, and a reader that takes nothing for the write-stall limit (15 s) is disconnected,
+/// which frees its share; an honest reader then gets its page within the request time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_readers_are_cut_off_and_cannot_starve_others() {
+    use tokio::io::AsyncWriteExt;
+    let server = InProcess::start(config(0), Backing::Memory).await;
+    // 1024 entries of 4 KiB: a full page is 4 MiB, so 20 stalled pages are more than the
+    // 64 MiB budget.
+    append_concurrently(&server, 8, 128).await;
+    let addr: std::net::SocketAddr = server.base().trim_start_matches("http://").parse().unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        s.write_all(b"GET /v1/entries?after=0&limit=1024 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    wait_until("the stalled readers hold the budget", WAIT, || async {
+        server.metric("deaddrop_reads_total").await >= Some(15.0)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let page = server.read(0, 1024).await;
+    assert_eq!(page.records.len(), 1024);
+    assert!(
+        started.elapsed() < Duration::from_secs(29),
+        "the honest read waited {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}

@@ -347,3 +347,80 @@ async fn acknowledged_appends_survive_a_nats_sigkill_and_front_ends_recover_by_t
     assert_eq!(pushed, views[1][..pushed.len()], "pushed as read");
     eprintln!("{:?}: every entry pushed by F2", t0.elapsed());
 }
+
+/// A front end that learns of ids only from its own appends must not take the first one it
+/// appends for the oldest id held: another front end may have appended before it. Reading
+/// through it from the start must return every id, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_never_names_a_gap_for_ids_another_appended() {
+    let dir = temp_dir("deaddrop-scale-nats");
+    let nats = Nats::start(dir.path()).await;
+    let (f1, f2) = front_ends(dir.path(), &nats, "neighbours").await;
+    let (a1, a2) = (f1.api(), f2.api());
+    // F1 appends first; F2 appends at once, before it has had a reason to look at the stream.
+    let first = a1.append(&random_entry()).await;
+    let second = a2.append(&random_entry()).await;
+    assert_eq!((first.id.get(), second.id.get()), (1, 2));
+    let page = a2.read(0, 100).await;
+    assert_eq!(
+        (page.ids(), page.gap()),
+        (vec![1, 2], None),
+        "F2 serves both ids and names no gap (oldest {:?})",
+        page.oldest()
+    );
+    assert_eq!(page.oldest(), Some(1), "the oldest id held is 1");
+    let info = a2.info().await;
+    assert_eq!(info.oldest_id.map(u64::from), Some(1));
+}
+
+/// While one front end appends, a reader polling another from the start is never told that
+/// ids expired: none has (the lifetime is hours). The second front end learns of new ids from
+/// its feed before it learns of the oldest one held; a read in between must not take the ids it
+/// knows of for gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_through_another_front_end_never_sees_a_false_gap_while_entries_arrive() {
+    let dir = temp_dir("deaddrop-scale-nats");
+    let nats = Nats::start(dir.path()).await;
+    let (f1, f2) = front_ends(dir.path(), &nats, "arrivals").await;
+    let (a1, a2) = (f1.api(), f2.api());
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (a2, stop) = (a2.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut pages = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let res = a2
+                    .http()
+                    .get(a2.endpoint(&format!("{}?after=0", deaddrop_api::path::ENTRIES)))
+                    .send()
+                    .await
+                    .unwrap();
+                if res.status() == StatusCode::OK {
+                    let gap = res
+                        .headers()
+                        .get(deaddrop_api::header::GAP)
+                        .map(|v| v.to_str().unwrap().to_string());
+                    pages.push(gap);
+                } else {
+                    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+                }
+            }
+            pages
+        })
+    };
+    for _ in 0..20 {
+        a1.append(&random_entry()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let pages = reader.await.unwrap();
+    let gaps: Vec<_> = pages.iter().flatten().collect();
+    assert!(pages.len() >= 10, "only {} pages read", pages.len());
+    assert!(
+        gaps.is_empty(),
+        "{} of {} pages named a gap, though nothing expired: {:?}...",
+        gaps.len(),
+        pages.len(),
+        &gaps[..gaps.len().min(5)]
+    );
+}

@@ -391,12 +391,14 @@ impl Ledger {
     pub async fn read(&self, after: EntryId, limit: usize) -> Result<Page, ApiError> {
         let started = Instant::now();
         let limit = limit.clamp(1, self.config.max_page);
-        let bounds = self.store.bounds();
         let records = self
             .store
             .read(after, limit)
             .await
             .map_err(|e| self.store_failed("a read", &e))?;
+        // The bounds after the read: a store may confirm them while reading (JetStream asks the
+        // stream), and a gap must name only ids that are gone.
+        let bounds = self.store.bounds();
         let gap = gap_after(
             after,
             bounds.oldest,

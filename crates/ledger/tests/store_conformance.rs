@@ -814,3 +814,28 @@ async fn log_opens_despite_garbage_marks_and_refuses_absurd_segment_names() {
     let err = LogStore::open(dir.path(), LEN).err().expect("refused");
     assert!(err.to_string().contains("damaged"), "{err}");
 }
+
+/// A JetStream read skips only ids that are gone, and names them: a page ends before an id
+/// removed from the middle of the stream, and the next one starts after it (so the ledger names
+/// the id as a gap rather than skipping it inside a page).
+#[tokio::test]
+async fn jetstream_pages_end_before_an_id_removed_from_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(subject) = open_jetstream(dir.path()).await else {
+        return;
+    };
+    let s = &subject.store;
+    for i in 1..=4u64 {
+        assert_eq!(s.append(entry(i), i).await.unwrap().id, i);
+    }
+    let nats = subject._nats.as_ref().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = js.get_stream("conformance").await.unwrap();
+    assert!(stream.delete_message(3).await.unwrap());
+    let ids = |r: Vec<Record>| r.iter().map(|r| r.id.get()).collect::<Vec<_>>();
+    assert_eq!(ids(s.read(EntryId(0), 10).await.unwrap()), vec![1, 2]);
+    assert_eq!(ids(s.read(EntryId(2), 10).await.unwrap()), vec![4]);
+    // The first id removed too: the page starts after it.
+    assert!(stream.delete_message(1).await.unwrap());
+    assert_eq!(ids(s.read(EntryId(0), 10).await.unwrap()), vec![2]);
+}

@@ -13,16 +13,24 @@
 //! Reads are direct gets of the sequences asked for, many in flight at once. When NATS is
 //! unreachable, appends and reads fail with `Unavailable` (503 with Retry-After); the client
 //! reconnects by itself and the front end recovers without a restart.
+//!
+//! A read never skips an id it cannot prove gone: the ledger tells a reader that the ids it skips
+//! expired, and the reader moves past them for good. So every read starts from the stream's
+//! state as NATS reports it at that moment, not from what this front end remembers; a state that
+//! has not caught up with ids already acknowledged (a `nats-server` still restoring after a
+//! restart) is not believed, and the read answers `Unavailable` instead; and an id the stream
+//! should hold but does not return is `Unavailable` too, unless a second look at the stream shows
+//! that it expired in between.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream, Context};
 use async_trait::async_trait;
 use bytes::Bytes;
 use deaddrop_api::Backoff;
 use futures_util::{StreamExt, TryStreamExt};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use super::{Appended, Bounds, EntryId, Record, Store, StoreError};
 
@@ -48,13 +56,81 @@ pub struct JetStreamStore {
     stream_name: String,
     subject: String,
     entry_len: usize,
-    bounds: Arc<Mutex<Bounds>>,
+    known: Arc<Mutex<Known>>,
+    /// Wakes the refresher before its next tick (when this front end learns of an id it cannot
+    /// place).
+    wake: Arc<Notify>,
     lifetime: Mutex<(Duration, std::time::Instant)>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("NATS JetStream: {what}: {e}"))
+}
+
+/// How long a stream may report fewer ids than this front end saw acknowledged before the front
+/// end stops waiting for it to catch up and believes it (NATS then lost acknowledged entries).
+const BEHIND_PATIENCE: Duration = Duration::from_secs(30);
+
+/// What this front end knows of the stream's ids.
+#[derive(Debug, Default)]
+struct Known {
+    bounds: Bounds,
+    /// Since when the stream has reported fewer ids than were seen acknowledged.
+    behind_since: Option<Instant>,
+}
+
+impl Known {
+    /// Takes `state`, fresh from NATS, as the truth if it has caught up with every id this front
+    /// end has seen assigned; returns the bounds it describes, or `None` if it is behind (a
+    /// restoring `nats-server` reports a partial state for a while). A state behind for longer
+    /// than [`BEHIND_PATIENCE`] is believed: NATS lost entries it had acknowledged.
+    fn adopt(&mut self, state: &stream::State) -> Option<Bounds> {
+        self.adopt_ids(state.messages, state.first_sequence, state.last_sequence)
+    }
+
+    /// [`Known::adopt`] for a state of `messages` held, `first` and `last` sequence.
+    fn adopt_ids(&mut self, messages: u64, first: u64, last: u64) -> Option<Bounds> {
+        let fresh = Bounds {
+            oldest: (messages > 0).then_some(EntryId(first)),
+            newest: (last > 0).then_some(EntryId(last)),
+        };
+        let known = self.bounds.newest.map_or(0, EntryId::get);
+        if last < known {
+            let since = *self.behind_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < BEHIND_PATIENCE {
+                return None;
+            }
+            tracing::error!(
+                stream_last_id = last,
+                acknowledged_id = known,
+                "the JetStream stream holds fewer ids than were acknowledged; NATS lost entries"
+            );
+        }
+        self.behind_since = None;
+        self.bounds = Bounds {
+            oldest: fresh.oldest,
+            newest: fresh.newest.max(self.bounds.newest),
+        };
+        Some(fresh)
+    }
+
+    /// Notes an id assigned or seen; returns whether the oldest id held is still unknown.
+    fn note(&mut self, id: EntryId) -> bool {
+        let before = self.bounds.newest;
+        self.bounds.newest = Some(before.map_or(id, |n| n.max(id)));
+        if self.bounds.oldest.is_none() {
+            // Nothing was held up to `before` (a state that caught up said so): if `id` comes
+            // right after it, it is the oldest. Otherwise other front ends assigned ids in
+            // between, which may be held: guessing would hide them behind a false gap.
+            if before.map_or(0, EntryId::get) + 1 == id.get() {
+                self.bounds.oldest = Some(id);
+            } else {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 fn millis(t: time::OffsetDateTime) -> u64 {
@@ -102,24 +178,28 @@ impl JetStreamStore {
             stream_name: cfg.stream,
             subject,
             entry_len: cfg.entry_len,
-            bounds: Arc::new(Mutex::new(bounds_of(&info.state))),
+            known: Arc::new(Mutex::new(Known {
+                bounds: bounds_of(&info.state),
+                behind_since: None,
+            })),
+            wake: Arc::new(Notify::new()),
             lifetime: Mutex::new((cfg.lifetime, std::time::Instant::now())),
             tasks: Mutex::new(Vec::new()),
         });
         let refresher = {
             let js = store.js.clone();
             let name = store.stream_name.clone();
-            let bounds = store.bounds.clone();
+            let known = store.known.clone();
+            let wake = store.wake.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    if let Ok(mut s) = js.get_stream(&name).await {
-                        if let Ok(info) = s.info().await {
-                            let fresh = bounds_of(&info.state);
-                            let mut b = bounds.lock().unwrap_or_else(|e| e.into_inner());
-                            b.oldest = fresh.oldest;
-                            b.newest = fresh.newest.max(b.newest);
-                        }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        _ = wake.notified() => {}
+                    }
+                    // `get_stream` fetches the stream's info: its state is fresh.
+                    if let Ok(s) = js.get_stream(&name).await {
+                        lock(&known).adopt(&s.cached_info().state);
                     }
                 }
             })
@@ -140,20 +220,31 @@ impl JetStreamStore {
     }
 
     fn note_id(&self, id: u64) {
-        let id = EntryId(id);
-        let mut b = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
-        b.newest = Some(b.newest.map_or(id, |n| n.max(id)));
-        if b.oldest.is_none() {
-            b.oldest = Some(id);
+        if lock(&self.known).note(EntryId(id)) {
+            self.wake.notify_one();
         }
+    }
+
+    /// The stream's state now, as NATS reports it, if it has caught up with every id this
+    /// front end has seen assigned.
+    fn confirmed(&self, state: &stream::State) -> Result<Bounds, StoreError> {
+        lock(&self.known).adopt(state).ok_or_else(|| {
+            StoreError::Unavailable(
+                "NATS JetStream: the stream has not yet caught up with acknowledged entries \
+                 (restoring after a restart?)"
+                    .into(),
+            )
+        })
     }
 }
 
+fn lock(known: &Mutex<Known>) -> std::sync::MutexGuard<'_, Known> {
+    known.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bounds_of(state: &stream::State) -> Bounds {
-    Bounds {
-        oldest: (state.messages > 0).then_some(EntryId(state.first_sequence)),
-        newest: (state.last_sequence > 0).then_some(EntryId(state.last_sequence)),
-    }
+    let mut k = Known::default();
+    k.adopt(state).unwrap_or_default()
 }
 
 #[async_trait]
@@ -203,8 +294,11 @@ impl Store for JetStreamStore {
     }
 
     async fn read(&self, after: EntryId, limit: usize) -> Result<Vec<Record>, StoreError> {
-        let b = self.bounds();
+        // `get_stream` fetches the stream's info: the state the read goes by is fresh.
+        let s = self.stream().await?;
+        let b = self.confirmed(&s.cached_info().state)?;
         let (Some(oldest), Some(newest)) = (b.oldest, b.newest) else {
+            // A state that caught up says nothing is held: every id so far expired.
             return Ok(Vec::new());
         };
         let from = after.get().saturating_add(1).max(oldest.get());
@@ -213,18 +307,22 @@ impl Store for JetStreamStore {
             return Ok(Vec::new());
         }
         let last = newest.min(from.saturating_add(limit as u64 - 1));
-        let s = self.stream().await?;
-        let got: Vec<Option<Record>> = futures_util::stream::iter(from..=last)
+        let got: Vec<(u64, Option<Record>)> = futures_util::stream::iter(from..=last)
             .map(|seq| {
                 let s = s.clone();
                 async move {
                     match s.direct_get(seq).await {
-                        Ok(m) => Ok(Some(Record {
-                            id: EntryId(m.sequence),
-                            time_ms: millis(m.time),
-                            entry: m.payload,
-                        })),
-                        Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+                        Ok(m) => Ok((
+                            seq,
+                            Some(Record {
+                                id: EntryId(m.sequence),
+                                time_ms: millis(m.time),
+                                entry: m.payload,
+                            }),
+                        )),
+                        Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => {
+                            Ok((seq, None))
+                        }
                         Err(e) => Err(unavailable("reading", e)),
                     }
                 }
@@ -232,15 +330,55 @@ impl Store for JetStreamStore {
             .buffered(64)
             .try_collect()
             .await?;
-        Ok(got
-            .into_iter()
-            .flatten()
-            .filter(|r| r.entry.len() == self.entry_len)
-            .collect())
+        let entry_len = self.entry_len;
+        let entries = |records: Vec<Record>| -> Vec<Record> {
+            // Anything else published on the subject is not an entry.
+            records
+                .into_iter()
+                .filter(|r| r.entry.len() == entry_len)
+                .collect()
+        };
+        if got.iter().all(|(_, r)| r.is_some()) {
+            return Ok(entries(got.into_iter().filter_map(|(_, r)| r).collect()));
+        }
+        // An id the state above counted as held was not returned. Only expiry in between may
+        // explain it, and then a second look at the stream shows it below the oldest id held.
+        // An id removed on its own (`nats stream rmm`) is listed as deleted.
+        let info = s
+            .info_builder()
+            .with_deleted(true)
+            .fetch()
+            .await
+            .map_err(|e| unavailable("reading the stream", e))?
+            .info;
+        let now = self.confirmed(&info.state)?;
+        let first_held = now
+            .oldest
+            .map_or(info.state.last_sequence.saturating_add(1), EntryId::get);
+        let deleted = info.state.deleted.unwrap_or_default();
+        let gone = |seq: u64| seq < first_held || deleted.contains(&seq);
+        let mut out = Vec::new();
+        for (seq, r) in got {
+            match r {
+                Some(r) => out.push(r),
+                None if out.is_empty() && !gone(seq) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "NATS JetStream: id {seq} is held but could not be read"
+                    )));
+                }
+                // Gone before anything was returned: the ledger names the gap before the first
+                // id returned.
+                None if out.is_empty() => {}
+                // End the page before it: the next read starts there and names its gap (or
+                // finds it held), instead of skipping it inside this page.
+                None => break,
+            }
+        }
+        Ok(entries(out))
     }
 
     fn bounds(&self) -> Bounds {
-        *self.bounds.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.known).bounds
     }
 
     async fn expire(&self, _cutoff_ms: u64) -> Result<u64, StoreError> {
@@ -282,7 +420,8 @@ impl Store for JetStreamStore {
         let name = self.stream_name.clone();
         let start = self.bounds().newest.map_or(0, EntryId::get) + 1;
         let entry_len = self.entry_len;
-        let bounds = self.bounds.clone();
+        let known = self.known.clone();
+        let wake = self.wake.clone();
         let task = tokio::spawn(async move {
             let mut next = start;
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -325,10 +464,8 @@ impl Store for JetStreamStore {
                         let Ok(info) = m.info() else { continue };
                         let (id, time_ms) = (info.stream_sequence, millis(info.published));
                         next = id + 1;
-                        {
-                            let mut b = bounds.lock().unwrap_or_else(|e| e.into_inner());
-                            let id = EntryId(id);
-                            b.newest = Some(b.newest.map_or(id, |n| n.max(id)));
+                        if lock(&known).note(EntryId(id)) {
+                            wake.notify_one();
                         }
                         if m.payload.len() == entry_len {
                             let _ = tx.send(Record {
@@ -374,5 +511,58 @@ impl Store for JetStreamStore {
             t.abort();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bounds, EntryId, Known};
+
+    fn bounds(oldest: Option<u64>, newest: Option<u64>) -> Bounds {
+        Bounds {
+            oldest: oldest.map(EntryId),
+            newest: newest.map(EntryId),
+        }
+    }
+
+    #[test]
+    fn a_state_behind_acknowledged_ids_is_not_believed() {
+        let mut k = Known::default();
+        assert_eq!(k.adopt_ids(5, 1, 5), Some(bounds(Some(1), Some(5))));
+        // A restoring stream that reports nothing, or fewer ids, changes nothing.
+        assert_eq!(k.adopt_ids(0, 0, 0), None);
+        assert_eq!(k.adopt_ids(2, 1, 2), None);
+        assert_eq!(k.bounds, bounds(Some(1), Some(5)));
+        // Once it has caught up it is the truth, expiry included.
+        assert_eq!(k.adopt_ids(2, 4, 5), Some(bounds(Some(4), Some(5))));
+        assert_eq!(k.adopt_ids(0, 6, 5), Some(bounds(None, Some(5))));
+        assert_eq!(k.bounds, bounds(None, Some(5)));
+    }
+
+    #[test]
+    fn the_oldest_id_is_guessed_only_right_after_a_stream_known_empty() {
+        // A fresh stream: the first id assigned is the oldest.
+        let mut k = Known::default();
+        assert!(!k.note(EntryId(1)));
+        assert_eq!(k.bounds, bounds(Some(1), Some(1)));
+        // Another front end appended id 1 unseen: 2 is not the oldest, ask the stream.
+        let mut k = Known::default();
+        assert!(k.note(EntryId(2)));
+        assert_eq!(k.bounds, bounds(None, Some(2)));
+        // Everything up to 7 expired: 8 is the oldest; 9 after 7 is not known to be.
+        let mut k = Known::default();
+        k.adopt_ids(0, 8, 7);
+        assert!(!k.note(EntryId(8)));
+        assert_eq!(k.bounds.oldest, Some(EntryId(8)));
+        let mut k = Known::default();
+        k.adopt_ids(0, 8, 7);
+        assert!(k.note(EntryId(9)));
+        assert_eq!(k.bounds.oldest, None);
+        // With the oldest known, noting an id only moves the newest.
+        assert!(!Known {
+            bounds: bounds(Some(3), Some(4)),
+            behind_since: None
+        }
+        .note(EntryId(6)));
     }
 }

@@ -110,6 +110,12 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError>;
 
     /// Up to `limit` entries with id > `after`, in id order.
+    ///
+    /// The ledger tells the reader that ids skipped before the first record returned (or, when
+    /// none is, those below [`Store::bounds`]'s oldest afterwards) are gone, and the reader moves
+    /// past them for good. So a store skips only ids it knows are gone, ends a page before an id
+    /// it cannot return after returning others, and answers [`StoreError::Unavailable`] when it
+    /// cannot tell.
     async fn read(&self, after: EntryId, limit: usize) -> Result<Vec<Record>, StoreError>;
 
     /// The ids held now.

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -19,7 +18,6 @@ use deaddrop_api::header::{ENTRY_MEDIA_TYPE, POW_BITS};
 use deaddrop_api::{
     path, EntryId, Frame, PageMeta, StreamHello, CLOSE_LAGGED, ENTRIES_MEDIA_TYPE, FRAME_HEADER_LEN,
 };
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, Semaphore};
 
 use crate::ledger::Ledger;
@@ -260,6 +258,11 @@ async fn stream(
     let l = ledger.clone();
     Ok(ws
         .max_message_size(64 * 1024)
+        // Subscribers send nothing but a close (or a ping). Each delivery polls the socket for
+        // them, and tungstenite zero-fills its whole read buffer before every read attempt: at
+        // the default 128 KiB that memset was a quarter of the ledger's CPU with 500
+        // subscribers. Larger messages still arrive, in several reads.
+        .read_buffer_size(SUBSCRIBER_READ_BUFFER)
         .on_upgrade(move |socket| async move {
             l.metrics.subscribers.inc();
             subscriber(l.clone(), socket, after).await;
@@ -268,14 +271,11 @@ async fn stream(
         }))
 }
 
-/// How long one send to a subscriber may take before it is dropped as stalled.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves one push subscriber: a hello, the backlog after `after`, then live entries. A
 /// subscriber that falls more than `subscriber_buffer` entries behind is closed with
 /// [`CLOSE_LAGGED`] and resumes by reading.
-async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: EntryId) {
-    let (mut tx, mut rx) = socket.split();
+async fn subscriber(ledger: Arc<Ledger>, mut socket: WebSocket, after: EntryId) {
+    let tx = &mut socket;
     let mut live = ledger.subscribe_frames();
     let mut stop = ledger.shutdown_signal();
     let mut cursor = after;
@@ -291,7 +291,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: EntryId) {
         if first {
             let hello = StreamHello::new(page.oldest, page.newest, page.gap);
             let text = serde_json::to_string(&hello).unwrap_or_default();
-            if !deliver(&mut tx, Message::Text(text.into())).await {
+            if !deliver(tx, Message::Text(text.into())).await {
                 return;
             }
             if let Some(g) = page.gap {
@@ -303,7 +303,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: EntryId) {
             break;
         }
         for r in &page.records {
-            if !deliver(&mut tx, frame_message(r)).await {
+            if !deliver(tx, frame_message(r)).await {
                 return;
             }
             ledger.metrics.pushed.inc();
@@ -329,7 +329,7 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: EntryId) {
                         };
                         let before = cursor;
                         for m in records.iter().filter(|m| m.id < r.id) {
-                            if !deliver(&mut tx, frame_message(m)).await {
+                            if !deliver(tx, frame_message(m)).await {
                                 return;
                             }
                             ledger.metrics.pushed.inc();
@@ -339,26 +339,27 @@ async fn subscriber(ledger: Arc<Ledger>, socket: WebSocket, after: EntryId) {
                             break; // expired meanwhile: nothing more to fill
                         }
                     }
-                    if !deliver(&mut tx, Message::Binary(r.frame.clone())).await {
+                    if !deliver(tx, Message::Binary(r.frame.clone())).await {
                         return;
                     }
+                    ledger.metrics.push_delay_seconds.observe(r.at.elapsed().as_secs_f64());
                     ledger.metrics.pushed.inc();
                     cursor = r.id;
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     ledger.metrics.lagged.inc();
                     let reason = format!("lagged: read {} and reconnect", path::read(cursor, ledger.config().max_page));
-                    let _ = deliver(&mut tx, Message::Close(Some(CloseFrame { code: CLOSE_LAGGED, reason: reason.into() }))).await;
+                    let _ = deliver(tx, Message::Close(Some(CloseFrame { code: CLOSE_LAGGED, reason: reason.into() }))).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            incoming = rx.next() => match incoming {
+            incoming = tx.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
             _ = stop.changed() => {
-                let _ = deliver(&mut tx, Message::Close(Some(CloseFrame { code: 1001, reason: "the ledger is shutting down".into() }))).await;
+                let _ = deliver(tx, Message::Close(Some(CloseFrame { code: 1001, reason: "the ledger is shutting down".into() }))).await;
                 return;
             }
         }
@@ -369,15 +370,15 @@ fn frame_message(r: &crate::store::Record) -> Message {
     Message::Binary(crate::ledger::encode_frame(r))
 }
 
-async fn deliver(
-    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    msg: Message,
-) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await,
-        Ok(Ok(()))
-    )
+/// Sends `msg`; false once the subscriber is gone. A subscriber that takes nothing is cut off
+/// by its connection's write-stall deadline (`listen::Limits::write_stall`), which fails the
+/// send: no timer per message.
+async fn deliver(tx: &mut WebSocket, msg: Message) -> bool {
+    tx.send(msg).await.is_ok()
 }
+
+/// The read buffer of a push subscriber's connection.
+const SUBSCRIBER_READ_BUFFER: usize = 4096;
 
 /// Entries per backlog page of a push subscriber: what one stalled subscriber can hold.
 const BACKLOG_PAGE: usize = 64;

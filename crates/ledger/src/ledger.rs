@@ -32,6 +32,8 @@ pub struct Pushed {
     pub id: EntryId,
     /// The frame (`docs/API.md`), encoded once.
     pub frame: Bytes,
+    /// When the fan-out got it from the store's feed (the entry was durable then).
+    pub at: Instant,
 }
 
 /// Encodes a record as a frame.
@@ -468,9 +470,10 @@ impl Ledger {
             tokio::select! {
                 got = rx.recv() => match got {
                     Ok(r) => {
-                        let _ = self.frames.send(Pushed { id: r.id, frame: encode_frame(&r) });
-                        // Entries appended through other front ends (JetStream) are repeats too.
-                        if self.upstream.is_none() {
+                        let _ = self.frames.send(Pushed { id: r.id, frame: encode_frame(&r), at: Instant::now() });
+                        // Entries appended through other front ends (JetStream) are repeats
+                        // too; this ledger's own appends are recorded as they are acknowledged.
+                        if self.upstream.is_none() && self.store.shared_with_other_writers() {
                             self.seen.record(seen::digest(&r.entry), Stored { id: r.id, time_ms: r.time_ms });
                         }
                     }

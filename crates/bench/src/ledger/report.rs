@@ -38,6 +38,15 @@ pub(super) struct LedgerReport {
     pub(super) push_p99_ms: f64,
     pub(super) push_max_ms: f64,
     pub(super) push_p99_goal_ms: f64,
+    /// The ledger's part of `push_p50_ms`/`push_p99_ms`: from stored to written to the socket.
+    pub(super) push_fan_out_p50_ms: Option<f64>,
+    pub(super) push_fan_out_p99_ms: Option<f64>,
+    /// The POST's round trip until its `201` during the latency measurement, p99.
+    pub(super) push_post_p99_ms: f64,
+    /// CPU time per append during the latency measurement: the ledger's threads, and the
+    /// benchmark's clients' (which share the cores with it).
+    pub(super) push_ledger_cpu_ms_per_append: Option<f64>,
+    pub(super) push_clients_cpu_ms_per_append: Option<f64>,
     /// The highest deliveries per second (entries × subscribers) of a sustained push step.
     pub(super) delivery_per_s: f64,
     /// The append rate of that step.
@@ -97,6 +106,20 @@ pub(super) struct PushStep {
     pub(super) sustained: bool,
     /// What fell short, when the step was not sustained.
     pub(super) limit: Option<String>,
+    /// A POST's round trip until its `201` (the entry is durable then), as the appender saw it.
+    pub(super) post_p50_ms: f64,
+    pub(super) post_p99_ms: f64,
+    /// The ledger's own part of the push: from the entry being stored to its frame written to
+    /// a subscriber's connection (`deaddrop_push_delay_seconds`, interpolated within its
+    /// buckets); null when the ledger counted none. The rest of `p99_ms` is the append's path
+    /// and the subscribers' receiving.
+    pub(super) fan_out_p50_ms: Option<f64>,
+    pub(super) fan_out_p99_ms: Option<f64>,
+    /// CPU time the ledger's threads used during the step, per append (one append is
+    /// delivered to every subscriber); null where it cannot be read.
+    pub(super) ledger_cpu_ms_per_append: Option<f64>,
+    /// The same for the benchmark's clients (the appender and the subscribers).
+    pub(super) clients_cpu_ms_per_append: Option<f64>,
 }
 
 /// `12,345`.
@@ -162,6 +185,24 @@ pub(super) fn print_human(r: &LedgerReport) {
             "not measured at the goal's load"
         }
     );
+    if let Some(step) = r.push_steps.first() {
+        println!(
+            "  of which the POST until 201: p50 {:.2} ms, p99 {:.2} ms; the ledger's fan-out (stored → written to the socket): p50 {}, p99 {}; the rest is the subscribers receiving",
+            step.post_p50_ms,
+            step.post_p99_ms,
+            step.fan_out_p50_ms.map_or("n/a".into(), |v| format!("{v:.2} ms")),
+            step.fan_out_p99_ms.map_or("n/a".into(), |v| format!("{v:.2} ms")),
+        );
+        if let (Some(l), Some(c)) = (
+            step.ledger_cpu_ms_per_append,
+            step.clients_cpu_ms_per_append,
+        ) {
+            println!(
+                "  CPU per append (delivered to {} subscribers): the ledger {l:.2} ms, the benchmark's clients {c:.2} ms, on {} cores shared by both",
+                r.subscribers, r.cores
+            );
+        }
+    }
     if r.delivery_per_s > 0.0 {
         println!(
             "highest delivery sustained (nothing lost, p99 ≤ {} ms): {} appends/s × {} subscribers = {} deliveries/s",

@@ -381,6 +381,10 @@ impl Store for JetStreamStore {
         lock(&self.known).bounds
     }
 
+    fn shared_with_other_writers(&self) -> bool {
+        true
+    }
+
     async fn expire(&self, _cutoff_ms: u64) -> Result<u64, StoreError> {
         // JetStream removes old entries itself (max_age); the lifetime rule sets max_age.
         Ok(0)

@@ -121,6 +121,12 @@ pub trait Store: Send + Sync + 'static {
     /// The ids held now.
     fn bounds(&self) -> Bounds;
 
+    /// Whether other processes append to this store too (front ends sharing a JetStream
+    /// stream), so that its feed brings entries this ledger did not append itself.
+    fn shared_with_other_writers(&self) -> bool {
+        false
+    }
+
     /// Removes every entry whose time is below `cutoff_ms`, oldest first. Returns how many were
     /// removed.
     async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError>;

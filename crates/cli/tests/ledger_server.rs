@@ -53,12 +53,7 @@ fn spawn_appenders(
 /// an id above every old one.
 async fn assert_acknowledged_entries_survive(server: &mut Serve, acked: &[(u64, Vec<u8>)]) {
     server.restart().await;
-    let stored: BTreeMap<u64, Vec<u8>> = server
-        .read_all()
-        .await
-        .into_iter()
-        .map(|r| (r.id, r.entry))
-        .collect();
+    let stored: BTreeMap<u64, Vec<u8>> = server.read_all_by_id().await;
     let newest = stored.keys().next_back().copied().unwrap_or(0);
     assert_eq!(
         stored.keys().copied().collect::<Vec<_>>(),

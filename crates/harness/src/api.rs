@@ -195,20 +195,14 @@ impl Api {
 
     /// Appends `body` and expects `201 Created` with an `Accepted` document.
     pub async fn append(&self, body: &[u8]) -> Accepted {
-        let url = self.endpoint(path::ENTRIES);
-        let res = self
-            .post_entry(body)
-            .await
-            .unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
-        let status = res.status();
-        let text = res.text().await.unwrap_or_default();
+        let (status, a) = self.append_answer(body).await;
         assert_eq!(
             status,
             StatusCode::CREATED,
-            "POST {url} answered {status}: {text}"
+            "POST {} answered {status} (a repeat), where a new entry was expected: {a:?}",
+            self.endpoint(path::ENTRIES)
         );
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("201 body {text:?} is not Accepted: {e}"))
+        a
     }
 
     /// Appends `body` and returns the status (`201` new, `200` a repeat) with the `Accepted`
@@ -277,6 +271,15 @@ impl Api {
     pub async fn read(&self, after: u64, limit: usize) -> Page {
         self.read_page(&format!("?after={after}&limit={limit}"))
             .await
+    }
+
+    /// [`Api::read_all`] as id → entry bytes.
+    pub async fn read_all_by_id(&self) -> std::collections::BTreeMap<u64, Vec<u8>> {
+        self.read_all()
+            .await
+            .into_iter()
+            .map(|r| (r.id, r.entry))
+            .collect()
     }
 
     /// Every entry held, read page by page as a client would (past gaps too); ids must

@@ -366,12 +366,7 @@ async fn bad_inputs_get_typed_problems_and_the_server_keeps_serving() {
     );
     let second = stamped_entry(8, 2);
     assert_eq!(server.append(&second).await.id, 2);
-    let stored: BTreeMap<u64, Vec<u8>> = server
-        .read_all()
-        .await
-        .into_iter()
-        .map(|r| (r.id, r.entry))
-        .collect();
+    let stored: BTreeMap<u64, Vec<u8>> = server.read_all_by_id().await;
     assert_eq!(stored, BTreeMap::from([(1, first), (2, second)]));
 }
 

@@ -15,6 +15,10 @@ use super::StoreError;
 /// The name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "lock";
 
+/// How long a lock held in this process's name is waited for (see [`DirLock::acquire`]).
+const SELF_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const SELF_RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// An exclusive lock on a data directory, released on drop.
 #[derive(Debug)]
 pub struct DirLock {
@@ -33,18 +37,31 @@ impl DirLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| StoreError::io(format!("opening the lock file {}", path.display()), e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(StoreError::Locked {
-                    path: dir.display().to_string(),
-                    holder: text.trim().parse().ok(),
-                });
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(StoreError::io(format!("locking {}", path.display()), e))
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut text);
+                    let holder: Option<u32> = text.trim().parse().ok();
+                    // A lock this process released may outlive it for a moment: a child being
+                    // spawned by another thread holds a copy of every descriptor until it
+                    // executes its program. Another process holding it is refused at once.
+                    if holder == Some(std::process::id()) && waited < SELF_RELEASE_WAIT {
+                        std::thread::sleep(SELF_RELEASE_POLL);
+                        waited += SELF_RELEASE_POLL;
+                        continue;
+                    }
+                    return Err(StoreError::Locked {
+                        path: dir.display().to_string(),
+                        holder,
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(StoreError::io(format!("locking {}", path.display()), e))
+                }
             }
         }
         // Only the holder writes; a failure here leaves a lock without a name, nothing worse.

@@ -88,6 +88,22 @@ struct Shared {
     feed: Mutex<Option<broadcast::Sender<Record>>>,
 }
 
+impl Shared {
+    /// The state of a log in `dir` before recovery: nothing held, no writer, no feed.
+    fn new(dir: PathBuf, entry_len: usize) -> Shared {
+        Shared {
+            dir,
+            entry_len,
+            record_len: HEADER + entry_len + CRC,
+            state: RwLock::new(State::default()),
+            core: Mutex::new(Core::default()),
+            lifetime_ms: AtomicU64::new(0),
+            damaged: Mutex::new(BTreeSet::new()),
+            feed: Mutex::new(None),
+        }
+    }
+}
+
 /// What readers see: only synced records.
 #[derive(Default)]
 struct State {
@@ -153,16 +169,7 @@ impl LogStore {
             .create(dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock = super::lock::DirLock::acquire(dir)?;
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            entry_len,
-            record_len: HEADER + entry_len + CRC,
-            state: RwLock::new(State::default()),
-            core: Mutex::new(Core::default()),
-            lifetime_ms: AtomicU64::new(0),
-            damaged: Mutex::new(BTreeSet::new()),
-            feed: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(dir.to_path_buf(), entry_len));
         let (state, core) = recover(&shared)?;
         *shared.state.write().unwrap_or_else(|e| e.into_inner()) = state;
         *shared.lock_core() = core;
@@ -1190,16 +1197,7 @@ mod tests {
     use super::*;
 
     fn shared(entry_len: usize) -> Shared {
-        Shared {
-            dir: PathBuf::new(),
-            entry_len,
-            record_len: HEADER + entry_len + CRC,
-            state: RwLock::new(State::default()),
-            core: Mutex::new(Core::default()),
-            lifetime_ms: AtomicU64::new(0),
-            damaged: Mutex::new(BTreeSet::new()),
-            feed: Mutex::new(None),
-        }
+        Shared::new(PathBuf::new(), entry_len)
     }
 
     /// The on-disk record layout, pinned byte for byte (CRC-32 from an independent

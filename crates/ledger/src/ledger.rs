@@ -91,6 +91,9 @@ pub struct Ledger {
     pow_accepted: AtomicU8,
     tick_appends: AtomicU64,
     tick_bytes: AtomicU64,
+    /// Bytes of appends under way (checked against `max_bytes` but not yet stored), so that
+    /// concurrent appends cannot together go past it.
+    reserved: AtomicU64,
     feed: broadcast::Sender<Record>,
     /// The same entries as `feed`, each encoded once as a push frame for every subscriber.
     frames: broadcast::Sender<Pushed>,
@@ -168,6 +171,7 @@ impl Ledger {
             }),
             tick_appends: AtomicU64::new(0),
             tick_bytes: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
             feed,
             subscribers: Arc::new(Semaphore::new(config.max_subscribers)),
             shutdown: watch::channel(false).0,
@@ -240,13 +244,18 @@ impl Ledger {
                 Claim::Mine(p) => break p,
             }
         };
-        let held = self.store.bounds().held() * self.entry_len() as u64;
-        if held >= self.config.max_bytes && self.lifetime() <= self.config.min_lifetime {
-            self.seen.release(pending);
-            return Err(self.reject(ApiError::full()));
-        }
+        // `max_bytes` is a hard bound: an append that would go past it is refused, and the
+        // next tick shortens the lifetime so that older entries make room.
         let len = body.len() as u64;
-        let a = match self.store.append(body, now_ms()).await {
+        let Some(reservation) = self.reserve(len) else {
+            self.seen.release(pending);
+            // Refused bytes are inflow all the same: the lifetime rule makes room for them.
+            self.tick_bytes.fetch_add(len, Ordering::Relaxed);
+            return Err(self.reject(ApiError::full()));
+        };
+        let stored = self.store.append(body, now_ms()).await;
+        drop(reservation);
+        let a = match stored {
             Ok(a) => a,
             Err(e) => {
                 self.seen.release(pending);
@@ -279,6 +288,18 @@ impl Ledger {
                 .saturating_add(self.lifetime_ms.load(Ordering::Relaxed)),
             repeat: false,
         })
+    }
+
+    /// Room for `len` more bytes within `max_bytes`, counting appends under way; held until
+    /// the returned guard is dropped (the append stored, or failed).
+    fn reserve(&self, len: u64) -> Option<Reservation<'_>> {
+        let held = self.store.bounds().held() * self.entry_len() as u64;
+        let before = self.reserved.fetch_add(len, Ordering::SeqCst);
+        let guard = Reservation {
+            reserved: &self.reserved,
+            len,
+        };
+        (held.saturating_add(before).saturating_add(len) <= self.config.max_bytes).then_some(guard)
     }
 
     /// Counts and logs a store failure (the log has the cause, once per burst), and the answer
@@ -568,6 +589,18 @@ impl Ledger {
                 _ = stop.changed() => return,
             }
         }
+    }
+}
+
+/// Bytes of one append under way, counted against `max_bytes` until dropped.
+struct Reservation<'a> {
+    reserved: &'a AtomicU64,
+    len: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.reserved.fetch_sub(self.len, Ordering::SeqCst);
     }
 }
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 /// `target = clamp(0.9 · max_bytes / r, min_lifetime, max_lifetime)`
 ///
 /// The lifetime drops to a lower target at once; it grows toward a higher one by at most the
-/// time that passed (so it never grows faster than entries age). If the held bytes still exceed
-/// `max_bytes` (a burst), the lifetime shrinks in proportion at once. It never leaves
+/// time that passed (so it never grows faster than entries age). While the held bytes reach
+/// `max_bytes` (a burst: the ledger then refuses appends), the lifetime shrinks in proportion at
+/// once, by at least a tenth per tick. It never leaves
 /// `[min_lifetime, max_lifetime]`.
 #[derive(Clone, Debug)]
 pub struct LifetimePolicy {
@@ -70,7 +71,7 @@ impl LifetimePolicy {
         } else {
             (self.current + elapsed).min(target)
         };
-        if held > self.max_bytes && held > 0 {
+        if held >= self.max_bytes && held > 0 {
             let scaled = next.as_secs_f64() * FILL * self.max_bytes as f64 / held as f64;
             next = next.min(Duration::from_secs_f64(scaled));
         }

@@ -115,11 +115,11 @@ impl ApiError {
         )
     }
 
-    /// 503: the ledger holds `max_bytes` even at its shortest lifetime.
+    /// 503: the ledger holds `max_bytes`.
     pub fn full() -> Self {
         Self::new(
             ProblemKind::LedgerFull,
-            "the ledger holds all the bytes it may at its shortest lifetime; retry once older entries expire",
+            "the ledger holds all the bytes it may; retry once older entries expire (the lifetime shortens under load, down to its minimum)",
         )
     }
 

@@ -852,3 +852,73 @@ async fn stalled_readers_are_cut_off_and_cannot_starve_others() {
     );
     drop(stalled);
 }
+
+/// `max_bytes` is a hard bound on the bytes held: concurrent appends cannot together pass it,
+/// the one that would is refused `503 ledger-full`, and the lifetime then shortens so that
+/// appends are taken again once older entries expired, the bound holding throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_bytes_is_a_hard_bound_and_the_lifetime_makes_room() {
+    let bound = 10;
+    let len = entry_len() as u64;
+    for backing in [Backing::Embedded, Backing::Memory] {
+        // No adaption possible: full stays full.
+        let fixed = Config {
+            max_bytes: bound * len,
+            lifetime: Duration::from_secs(3600),
+            min_lifetime: Duration::from_secs(3600),
+            ..config(0)
+        };
+        let server = InProcess::start(fixed, backing).await;
+        let api: &Api = &server;
+        let answers = futures_util::future::join_all(
+            (0..25).map(|tag| async move { api.post_entry(&entry(tag)).await.unwrap() }),
+        )
+        .await;
+        let mut created = 0;
+        for res in answers {
+            if res.status() == StatusCode::CREATED {
+                created += 1;
+            } else {
+                let r = expect_problem(res, 503, "ledger-full").await;
+                assert!(r.headers.contains_key(reqwest::header::RETRY_AFTER));
+            }
+        }
+        assert_eq!(
+            created, bound,
+            "exactly max_bytes / entry_bytes appends fit"
+        );
+        assert_eq!(server.info().await.entries, bound);
+        let res = server.post_entry(&entry(100)).await.unwrap();
+        expect_problem(res, 503, "ledger-full").await;
+    }
+
+    // With room to adapt, the lifetime shortens and the ledger takes appends again.
+    let adaptive = Config {
+        max_bytes: bound * len,
+        lifetime: Duration::from_secs(4),
+        min_lifetime: Duration::from_secs(1),
+        ..config(0)
+    };
+    let server = InProcess::start(adaptive, Backing::Embedded).await;
+    for tag in 0..bound {
+        server.append(&entry(tag)).await;
+    }
+    let res = server.post_entry(&entry(200)).await.unwrap();
+    expect_problem(res, 503, "ledger-full").await;
+    let mut tag = 300;
+    wait_until("an append is taken again", WAIT, || {
+        tag += 1;
+        let e = entry(tag);
+        let server = &server;
+        async move {
+            let status = server.post_entry(&e).await.unwrap().status();
+            assert!(server.info().await.entries <= bound, "past max_bytes");
+            status == StatusCode::CREATED
+        }
+    })
+    .await;
+    assert!(
+        server.info().await.lifetime_s < 4,
+        "the lifetime shortened to make room"
+    );
+}

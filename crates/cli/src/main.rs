@@ -87,7 +87,12 @@ fn report(json: bool, e: &anyhow::Error) {
     if json {
         print_json_error(msg, hint);
     } else {
-        eprintln!("error: {msg}\nhint: {hint}");
+        // An error may quote what a ledger or a peer sent: escaped like any foreign text.
+        eprintln!(
+            "error: {}\nhint: {}",
+            deaddrop_client::display::block(&msg, "  "),
+            deaddrop_client::display::line(&hint)
+        );
     }
 }
 

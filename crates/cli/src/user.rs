@@ -9,6 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use deaddrop_client::db::{Db, NewMessage};
+use deaddrop_client::display;
 use deaddrop_client::keystore::{self, Passphrase};
 use deaddrop_client::ops::{self, now_ms, WatchEvent};
 use deaddrop_client::output::{
@@ -217,9 +218,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// A new message as a line (more, indented, if its text has several), with everything that
+/// came from someone else escaped ([`display`]).
 fn message_line(m: &NewMessage) -> String {
     let from = match &m.contact {
-        Some(c) => c.clone(),
+        Some(c) => display::line(c),
         None => format!("request #{} (not a contact; see `deaddrop requests`)", m.id),
     };
     let mark = if m.verified || m.contact.is_none() {
@@ -227,8 +230,16 @@ fn message_line(m: &NewMessage) -> String {
     } else {
         " [unverified]"
     };
-    format!("[{}] {from}{mark}: {}", time_text(m.time_ms), m.text)
+    format!(
+        "[{}] {from}{mark}: {}",
+        time_text(m.time_ms),
+        display::block(&m.text, TEXT_INDENT)
+    )
 }
+
+/// Where the second and later lines of a message's text start: under its header, never where
+/// a header could.
+const TEXT_INDENT: &str = "    ";
 
 /// Runs a client subcommand.
 pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()> {
@@ -258,6 +269,13 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 .into());
             }
             if let Some(n) = &name {
+                if n.chars().any(display::is_unsafe) {
+                    return Err(ClientError::Input(
+                        "--name may not hold control or bidi characters: others see it in their terminal"
+                            .into(),
+                    )
+                    .into());
+                }
                 if n.len() > deaddrop_proto::card::MAX_NAME_LEN {
                     return Err(ClientError::Input(format!(
                         "--name may be at most {} bytes",
@@ -351,7 +369,11 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     (Some(a), _) => format!("ledger id {a}"),
                     _ => "nothing new appended".into(),
                 };
-                println!("Sent to {name}: {} part(s), {ids}", report.parts);
+                println!(
+                    "Sent to {}: {} part(s), {ids}",
+                    display::line(&name),
+                    report.parts
+                );
             }
         }
         UserCmd::Sync => {
@@ -416,7 +438,12 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                         .last_time_ms
                         .map(time_text)
                         .unwrap_or_else(|| "no messages".into());
-                    println!("{:<20} {:>4} unread   {}", r.contact, r.unread, last);
+                    println!(
+                        "{:<20} {:>4} unread   {}",
+                        display::line(&r.contact),
+                        r.unread,
+                        last
+                    );
                 }
                 if !reqs.is_empty() {
                     println!("{} pending request(s) from people who are not your contacts: see `deaddrop requests`", reqs.len());
@@ -440,13 +467,13 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 print_json(&arr)?;
             } else {
                 if msgs.is_empty() {
-                    println!("No messages with {name} yet.");
+                    println!("No messages with {} yet.", display::line(&name));
                 }
                 for m in msgs {
                     let who = if m.direction == Direction::In {
-                        name.as_str()
+                        display::line(&name)
                     } else {
-                        "me"
+                        "me".to_string()
                     };
                     let mark = if m.verified {
                         ""
@@ -454,7 +481,11 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                         " [unverified: sent before they proved their key]"
                     };
                     let new = if m.was_read { "" } else { "* " };
-                    println!("{new}[{}] {who}{mark}: {}", time_text(m.time_ms), m.text);
+                    println!(
+                        "{new}[{}] {who}{mark}: {}",
+                        time_text(m.time_ms),
+                        display::block(&m.text, TEXT_INDENT)
+                    );
                 }
             }
         }
@@ -477,11 +508,11 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 }
                 for q in reqs {
                     println!(
-                        "#{}  from {}  [{}]: {}",
+                        "#{}  from {}, not a contact  [{}]: {}",
                         q.id,
                         q.fingerprint.short(),
                         time_text(q.time_ms),
-                        q.text
+                        display::block(&q.text, TEXT_INDENT)
                     );
                 }
             }
@@ -494,12 +525,11 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     fingerprint: c.card.address().fingerprint().short(),
                 })?;
             } else {
+                let name = display::line(&c.name);
                 println!(
-                    "Accepted: {} is now your contact {} ({}). Reply with `deaddrop send {} TEXT`.",
+                    "Accepted: {} is now your contact {name} ({}). Reply with `deaddrop send {name} TEXT`.",
                     id,
-                    c.name,
                     c.card.address().fingerprint().short(),
-                    c.name
                 );
             }
         }
@@ -556,7 +586,7 @@ fn print_event(json: bool, ledger: &LedgerClient, ev: WatchEvent) -> anyhow::Res
         }
         (false, WatchEvent::Listening { last_id }) => eprintln!("watching {} (after id {last_id}); Ctrl-C to stop", ledger.url()),
         (false, WatchEvent::Gap(a, b)) => eprintln!("warning: entries {a} to {b} expired before this client read them; messages in them are lost"),
-        (false, WatchEvent::Reconnecting(d, why)) => eprintln!("{why}; reconnecting in {:.1} s", d.as_secs_f64()),
+        (false, WatchEvent::Reconnecting(d, why)) => eprintln!("{}; reconnecting in {:.1} s", display::line(&why), d.as_secs_f64()),
     }
     std::io::stdout().flush()?;
     Ok(())
@@ -597,7 +627,8 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                     fingerprint: fp,
                 })?;
             } else {
-                println!("Added {} ({fp}). Compare this fingerprint with them in person: `deaddrop contact show {}`", c.name, c.name);
+                let name = display::line(&c.name);
+                println!("Added {name} ({fp}). Compare this fingerprint with them in person: `deaddrop contact show {name}`");
             }
         }
         ContactCmd::List => {
@@ -627,7 +658,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                     };
                     println!(
                         "{:<20} {}  {state}",
-                        c.name,
+                        display::line(&c.name),
                         c.card.address().fingerprint().short()
                     );
                 }
@@ -638,7 +669,10 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
             if json {
                 print_json(&ContactRemovedJson { removed: name })?;
             } else {
-                println!("Removed {name} and your conversation with them.");
+                println!(
+                    "Removed {} and your conversation with them.",
+                    display::line(&name)
+                );
             }
         }
         ContactCmd::Show { name } => {
@@ -655,7 +689,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                     card_name: c.card.name().map(str::to_string),
                 })?;
             } else {
-                println!("{}", c.name);
+                println!("{}", display::line(&c.name));
                 println!("  fingerprint  {}  (compare in person: they see it with `deaddrop init` or `deaddrop card --json`)", fp.short());
                 println!("  full         {}", fp.to_hex());
                 println!("  suite        {}", c.card.address().suite());
@@ -668,7 +702,10 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                     }
                 );
                 if let Some(n) = c.card.name() {
-                    println!("  card name    {n}");
+                    println!(
+                        "  card name    {}  (chosen by them: anyone can choose any name)",
+                        display::line(n)
+                    );
                 }
             }
         }

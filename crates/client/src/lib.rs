@@ -1,7 +1,7 @@
 //! The deaddrop client library: the identity at rest, contacts, messages and the sync position
 //! in one SQLite database per home ([`db`]), trial decryption on all cores ([`scan`]), the
 //! operations that tie them together ([`ops`]), and the documents the command prints with
-//! `--json` ([`output`]). The ledger is reached through `deaddrop-api`'s typed
+//! `--json` ([`output`]), and what makes someone else's text safe for a terminal ([`display`]). The ledger is reached through `deaddrop-api`'s typed
 //! [`LedgerClient`] (HTTP and WebSocket, optionally through a SOCKS5 proxy). The `deaddrop`
 //! binary is a thin layer over it. Depends on `deaddrop-proto` and `deaddrop-api`, never on the
 //! server.
@@ -11,6 +11,7 @@ pub use deaddrop_api as api;
 pub use deaddrop_proto as proto;
 
 pub mod db;
+pub mod display;
 pub mod error;
 pub mod ids;
 pub mod keystore;

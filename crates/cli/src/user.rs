@@ -22,6 +22,7 @@ use deaddrop_client::{ClientError, Direction, RequestId};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{CheckKey, CheckString, ContactCard, Identity, Suite};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::Global;
 
@@ -91,6 +92,10 @@ pub enum UserCmd {
         /// Store the private key unencrypted (not recommended).
         #[arg(long)]
         no_passphrase: bool,
+        /// Accept a passphrase shorter than 8 characters (not recommended: whoever copies the
+        /// key file can try guesses offline).
+        #[arg(long)]
+        weak_passphrase: bool,
     },
     /// Print your contact card: give it to the people who should be able to write to you.
     Card {
@@ -160,28 +165,45 @@ fn passphrase_from_env() -> Option<Passphrase> {
         .map(Passphrase::new)
 }
 
-fn new_passphrase() -> Result<Passphrase, ClientError> {
-    if let Some(p) = passphrase_from_env() {
-        return Ok(p);
+fn new_passphrase(weak_ok: bool) -> Result<Passphrase, ClientError> {
+    let pass = match passphrase_from_env() {
+        Some(p) => p,
+        None => {
+            if !std::io::stdin().is_terminal() {
+                return Err(ClientError::NoPassphrase);
+            }
+            // Every copy of the passphrase is wiped when dropped, the confirmation too.
+            let a = Zeroizing::new(
+                rpassword::prompt_password("Passphrase for your key: ")
+                    .map_err(|e| ClientError::io("reading the passphrase", e))?,
+            );
+            if a.is_empty() {
+                return Err(ClientError::Input(
+                    "the passphrase is empty; use --no-passphrase if you really want no passphrase"
+                        .into(),
+                ));
+            }
+            let b = Zeroizing::new(
+                rpassword::prompt_password("Repeat the passphrase: ")
+                    .map_err(|e| ClientError::io("reading the passphrase", e))?,
+            );
+            if *a != *b {
+                return Err(ClientError::Input(
+                    "the two passphrases differ; run init again".into(),
+                ));
+            }
+            Passphrase::new(a.to_string())
+        }
+    };
+    if !weak_ok && pass.chars() < keystore::MIN_PASSPHRASE_CHARS {
+        return Err(ClientError::Input(format!(
+            "the passphrase has fewer than {} characters: whoever copies your key file can try \
+             guesses offline, and short ones fall first. Choose a longer one (several words), or \
+             pass --weak-passphrase to keep it",
+            keystore::MIN_PASSPHRASE_CHARS
+        )));
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(ClientError::NoPassphrase);
-    }
-    let a = rpassword::prompt_password("Passphrase for your key: ")
-        .map_err(|e| ClientError::io("reading the passphrase", e))?;
-    if a.is_empty() {
-        return Err(ClientError::Input(
-            "the passphrase is empty; use --no-passphrase if you really want no passphrase".into(),
-        ));
-    }
-    let b = rpassword::prompt_password("Repeat the passphrase: ")
-        .map_err(|e| ClientError::io("reading the passphrase", e))?;
-    if a != b {
-        return Err(ClientError::Input(
-            "the two passphrases differ; run init again".into(),
-        ));
-    }
-    Ok(Passphrase::new(a))
+    Ok(pass)
 }
 
 fn unlock(db: &Db) -> anyhow::Result<Identity> {
@@ -258,6 +280,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             name,
             suite,
             no_passphrase,
+            weak_passphrase,
         } => {
             let suite: Suite = suite
                 .parse()
@@ -288,7 +311,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 eprintln!("warning: your private key is stored UNENCRYPTED in {}; anyone who can read that file can read your messages", home.display());
                 None
             } else {
-                Some(new_passphrase()?)
+                Some(new_passphrase(weak_passphrase)?)
             };
             let id = Identity::generate(suite, &mut SystemRng).map_err(ClientError::from)?;
             let sealed = keystore::seal(&id, pass.as_ref())?;

@@ -401,3 +401,21 @@ fn bench_forwards_to_the_bench_binary_beside_it() {
         "--json scan --entries 5 --suite xwing"
     );
 }
+
+/// A passphrase shorter than 8 characters is refused at `init` (whoever copies the key file can
+/// guess offline) unless `--weak-passphrase` says it is meant.
+#[test]
+fn a_short_passphrase_needs_weak_passphrase() {
+    let mut p = Person::new(DEADDROP, "p", "http://127.0.0.1:9");
+    p.passphrase = Some("short".into());
+    let refused = p.run(&["init", "--name", "p"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        refused.stderr.contains("fewer than 8 characters")
+            && refused.stderr.contains("--weak-passphrase"),
+        "{}",
+        refused.stderr
+    );
+    p.run(&["init", "--name", "p", "--weak-passphrase"]).ok();
+    p.run(&["card"]).ok();
+}

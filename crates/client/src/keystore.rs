@@ -17,20 +17,30 @@ use crate::error::ClientError;
 const MAGIC: &[u8; 5] = b"ddkey";
 const HEADER_LEN: usize = 5 + 1 + 12 + 16 + 12;
 
-/// Argon2id cost: 19 MiB, 2 passes, 1 lane (the OWASP baseline for Argon2id).
-pub const ARGON2_M_KIB: u32 = 19 * 1024;
+/// Argon2id memory for new key files: 64 MiB (with 3 passes, some 0.2 s a guess on one core
+/// of a laptop; RFC 9106's second recommended option). The parameters are stored in each file,
+/// so files sealed with the former 19 MiB, 2 passes still open, and these may rise later.
+pub const ARGON2_M_KIB: u32 = 64 * 1024;
 /// Argon2id passes.
-pub const ARGON2_T: u32 = 2;
+pub const ARGON2_T: u32 = 3;
 /// Argon2id lanes.
 pub const ARGON2_P: u32 = 1;
 
 /// A passphrase; zeroized on drop, never printed.
 pub struct Passphrase(Zeroizing<String>);
 
+/// The shortest passphrase `init` accepts without `--weak-passphrase`, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 8;
+
 impl Passphrase {
     /// Wraps a passphrase.
     pub fn new(s: String) -> Self {
         Passphrase(Zeroizing::new(s))
+    }
+
+    /// Its length in characters.
+    pub fn chars(&self) -> usize {
+        self.0.chars().count()
     }
 }
 
@@ -58,6 +68,15 @@ fn derive(
 
 /// Seals the identity's export under `pass`, or stores it plain when `pass` is `None`.
 pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, ClientError> {
+    seal_with(identity, pass, [ARGON2_M_KIB, ARGON2_T, ARGON2_P])
+}
+
+/// [`seal`] with Argon2id memory (KiB), passes and lanes `params`.
+fn seal_with(
+    identity: &Identity,
+    pass: Option<&Passphrase>,
+    params: [u32; 3],
+) -> Result<Vec<u8>, ClientError> {
     let secret = identity.export_secret();
     let Some(pass) = pass else {
         let mut out = Vec::with_capacity(6 + secret.len());
@@ -73,13 +92,14 @@ pub fn seal(identity: &Identity, pass: Option<&Passphrase>) -> Result<Vec<u8>, C
     let mut out = Vec::with_capacity(HEADER_LEN + secret.len() + 16);
     out.put_slice(MAGIC);
     out.put_u8(1);
-    for v in [ARGON2_M_KIB, ARGON2_T, ARGON2_P] {
+    for v in params {
         out.put_u32(v);
     }
     out.put_slice(&salt);
     out.put_slice(&nonce);
     debug_assert_eq!(out.len(), HEADER_LEN);
-    let k = derive(pass, &salt, ARGON2_M_KIB, ARGON2_T, ARGON2_P)?;
+    let [m, t, p] = params;
+    let k = derive(pass, &salt, m, t, p)?;
     let key = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, k.as_ref())
             .map_err(|_| ClientError::KeyProtection("the AES key setup failed"))?,
@@ -181,5 +201,23 @@ mod tests {
         assert!(!is_encrypted(&plain));
         assert_eq!(open(&plain, None).unwrap().address(), id.address());
         assert!(open(b"garbage", None).is_err());
+    }
+
+    #[test]
+    fn new_files_carry_the_raised_cost_and_old_ones_still_open() {
+        let id = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
+        let pass = Passphrase::new("correct horse battery".into());
+        let sealed = seal(&id, Some(&pass)).unwrap();
+        let mut r = Reader::new(&sealed[6..]);
+        let (m, t, p, _, _) = read_params(&mut r).unwrap();
+        assert_eq!((m, t, p), (64 * 1024, 3, 1));
+        // A file sealed with the former cost (19 MiB, 2 passes) opens as before.
+        let old = seal_with(&id, Some(&pass), [19 * 1024, 2, 1]).unwrap();
+        let opened = open(&old, Some(&pass)).unwrap();
+        assert_eq!(opened.address(), id.address());
+        assert!(matches!(
+            open(&old, Some(&Passphrase::new("wrong".into()))),
+            Err(ClientError::WrongPassphrase)
+        ));
     }
 }

@@ -419,3 +419,48 @@ fn a_short_passphrase_needs_weak_passphrase() {
     p.run(&["init", "--name", "p", "--weak-passphrase"]).ok();
     p.run(&["card"]).ok();
 }
+
+/// Deleted means deleted: once the ledger acknowledged a sent entry, neither its bytes nor its
+/// ledger id stay in the home (they would prove which public entries the device wrote), and a
+/// removed contact's conversation leaves no copy in the database or its write-ahead log.
+#[test]
+fn sent_entries_and_removed_conversations_leave_the_disk() {
+    let ledger = ledger(&["--pow-bits", "0", "--store", "memory"]);
+    let url = ledger.url();
+    let (a, b) = DEADDROP.pair(&url, "xwing");
+    let text = "a secret text that must not outlive its conversation";
+    let sent = a.send("b", text);
+    b.sync();
+    let home_bytes = |p: &Person| -> Vec<u8> {
+        let mut all = Vec::new();
+        for f in std::fs::read_dir(&p.home).unwrap().flatten() {
+            if f.path().is_file() {
+                all.extend(std::fs::read(f.path()).unwrap());
+            }
+        }
+        all
+    };
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    // The entry as the ledger serves it: a slice of its ciphertext must not be in A's home.
+    let id = sent.ids[0];
+    let page = deaddrop_harness::Api::new(&url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rec = rt.block_on(page.read(id - 1, 1)).records.remove(0);
+    assert_eq!(rec.id, id);
+    let slice = &rec.entry[100..132];
+    assert!(
+        !contains(&home_bytes(&a), slice),
+        "A's home keeps the sent entry"
+    );
+
+    // B removes A: the text leaves B's files.
+    assert!(
+        contains(&home_bytes(&b), b"a secret text"),
+        "the test looks at the right files"
+    );
+    b.run(&["contact", "remove", "a"]).ok();
+    assert!(
+        !contains(&home_bytes(&b), b"a secret text"),
+        "a removed conversation stays on disk"
+    );
+}

@@ -318,6 +318,8 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted rows are overwritten with zeros, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Db {
             conn,
@@ -562,6 +564,14 @@ impl Db {
         {
             return Err(ClientError::UnknownContact(name.to_string()));
         }
+        self.forget_deleted()
+    }
+
+    /// Moves what deletes left in the write-ahead log into the (zeroing) database file and
+    /// empties the log, so that deleted rows leave no copy on disk.
+    pub fn forget_deleted(&self) -> Result<(), ClientError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 
@@ -619,12 +629,11 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Marks an outbox part acknowledged with its ledger id.
-    pub fn outbox_sent(&mut self, item: i64, ledger_id: u64) -> Result<(), ClientError> {
-        self.conn.execute(
-            "UPDATE outbox SET ledger_id = ?2 WHERE id = ?1",
-            params![item, ledger_id as i64],
-        )?;
+    /// Forgets an outbox part the ledger acknowledged: neither its bytes nor its ledger id stay
+    /// (they would prove which public entries this device wrote).
+    pub fn outbox_sent(&mut self, item: i64) -> Result<(), ClientError> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", params![item])?;
         Ok(())
     }
 
@@ -859,6 +868,7 @@ impl Db {
             [&fp],
         )?;
         tx.commit()?;
+        self.forget_deleted()?;
         Ok(())
     }
 

@@ -197,7 +197,7 @@ pub async fn flush_outbox(
         loop {
             match ledger.append(entry.as_bytes().to_vec()).await {
                 Ok(a) => {
-                    db.outbox_sent(item.id, a.id.get())?;
+                    db.outbox_sent(item.id)?;
                     ids.push(a.id.get());
                     break;
                 }
@@ -216,6 +216,9 @@ pub async fn flush_outbox(
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+    if !pending.is_empty() {
+        db.forget_deleted()?;
     }
     Ok(ids)
 }

@@ -418,7 +418,7 @@ impl Fixture {
     /// A fresh home in `dir` holding my identity and my one contact, as `deaddrop init` and
     /// `deaddrop contact add` would leave it.
     fn home(&self, dir: &std::path::Path) -> anyhow::Result<Db> {
-        let mut db = Db::open(dir)?;
+        let mut db = Db::create(dir, None)?;
         let now = now_ms();
         db.create_identity(
             self.me.address(),

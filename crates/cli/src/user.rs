@@ -14,8 +14,8 @@ use deaddrop_client::keystore::{self, Passphrase};
 use deaddrop_client::ops::{self, now_ms, WatchEvent};
 use deaddrop_client::output::{
     AcceptJson, CardJson, ContactAddedJson, ContactJson, ContactRemovedJson, ContactShowJson,
-    InboxKind, InboxRowJson, InitJson, MessageJson, RejectJson, RequestJson, RotateJson, SendJson,
-    SyncJson, WatchEventJson,
+    InboxKind, InboxRowJson, InitJson, LockJson, MessageJson, PassphraseJson, RejectJson,
+    RequestJson, RotateJson, SendJson, SyncJson, UnlockJson, WatchEventJson,
 };
 use deaddrop_client::LedgerClient;
 use deaddrop_client::{ClientError, Direction, RequestId};
@@ -44,6 +44,17 @@ pub struct ClientOpts {
     /// A SOCKS5 proxy for every network call, e.g. socks5h://127.0.0.1:9050 for Tor.
     #[arg(long, global = true, env = "DEADDROP_PROXY")]
     pub proxy: Option<String>,
+    /// Read the passphrase from the first line of FILE (keep it readable by you alone).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Read the passphrase from the first line of file descriptor N (e.g. `3<secret`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        conflicts_with = "passphrase_file"
+    )]
+    pub passphrase_fd: Option<u32>,
 }
 
 /// `deaddrop contact ...`.
@@ -78,9 +89,27 @@ pub enum CheckStringCmd {
     Rotate,
 }
 
-/// The client subcommands.
+/// `deaddrop passphrase ...`.
 #[derive(Debug, Subcommand)]
-pub enum UserCmd {
+pub enum PassphraseCmd {
+    /// Change the passphrase (asks for the current one) and re-key the database. Every other
+    /// deaddrop command on this home must have ended.
+    Change {
+        /// Read the new passphrase from the first line of FILE instead of asking twice.
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Remove the passphrase: anyone who can read the home can then read everything.
+        #[arg(long, conflicts_with = "new_passphrase_file")]
+        no_passphrase: bool,
+        /// Accept a new passphrase shorter than 8 characters (not recommended).
+        #[arg(long)]
+        weak_passphrase: bool,
+    },
+}
+
+/// The subcommands that make, unlock and protect a home rather than use it.
+#[derive(Debug, Subcommand)]
+pub enum HomeCmd {
     /// Create your identity (locally; no server is involved).
     Init {
         /// Your display name, shown on your card.
@@ -97,6 +126,26 @@ pub enum UserCmd {
         #[arg(long)]
         weak_passphrase: bool,
     },
+    /// Keep this home's database key in the kernel keyring of this login session for a while,
+    /// so that commands do not ask for the passphrase. The key never touches the disk.
+    Unlock {
+        /// For how long (e.g. 30m, 2h).
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Forget the key `deaddrop unlock` kept: commands ask for the passphrase again.
+    Lock,
+    /// Manage the passphrase.
+    #[command(subcommand)]
+    Passphrase(PassphraseCmd),
+}
+
+/// The client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create, unlock and protect the home.
+    #[command(flatten)]
+    Home(HomeCmd),
     /// Print your contact card: give it to the people who should be able to write to you.
     Card {
         /// Also draw it as a QR code in the terminal.
@@ -158,15 +207,116 @@ fn home_dir(opts: &ClientOpts) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn passphrase_from_env() -> Option<Passphrase> {
-    std::env::var("DEADDROP_PASSPHRASE")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(Passphrase::new)
+/// Where the passphrase of this command comes from: `--passphrase-file`, `--passphrase-fd`,
+/// `DEADDROP_PASSPHRASE` (with a warning), or the terminal; asked at most once per command.
+struct Secrets {
+    file: Option<PathBuf>,
+    fd: Option<u32>,
+    cached: Option<Passphrase>,
+    /// `--json`: stderr carries nothing but an error document, so no warning.
+    quiet: bool,
 }
 
-fn new_passphrase(weak_ok: bool) -> Result<Passphrase, ClientError> {
-    let pass = match passphrase_from_env() {
+/// The longest passphrase read from a file or descriptor.
+const MAX_PASSPHRASE_BYTES: u64 = 4096;
+
+impl Secrets {
+    fn new(opts: &ClientOpts, quiet: bool) -> Secrets {
+        Secrets {
+            file: opts.passphrase_file.clone(),
+            fd: opts.passphrase_fd,
+            cached: None,
+            quiet,
+        }
+    }
+
+    /// Whether the passphrase comes from somewhere other than the terminal.
+    fn given(&self) -> bool {
+        self.file.is_some() || self.fd.is_some() || env_passphrase_set()
+    }
+
+    /// The passphrase from a file, a descriptor or the environment, if one was given.
+    fn given_passphrase(&self) -> Result<Option<Passphrase>, ClientError> {
+        if let Some(path) = &self.file {
+            return read_first_line(path, &format!("--passphrase-file {}", path.display()))
+                .map(Some);
+        }
+        if let Some(fd) = self.fd {
+            return read_first_line(
+                &PathBuf::from(format!("/dev/fd/{fd}")),
+                &format!("--passphrase-fd {fd}"),
+            )
+            .map(Some);
+        }
+        match std::env::var("DEADDROP_PASSPHRASE") {
+            Ok(p) if !p.is_empty() => {
+                let p = Passphrase::new(p);
+                if !self.quiet {
+                    eprintln!("warning: DEADDROP_PASSPHRASE can be read by other programs of this user; prefer --passphrase-file, --passphrase-fd or `deaddrop unlock`");
+                }
+                Ok(Some(p))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The passphrase of an existing home.
+    fn get(&mut self) -> Result<Passphrase, ClientError> {
+        if let Some(p) = &self.cached {
+            return Ok(p.clone());
+        }
+        let p = match self.given_passphrase()? {
+            Some(p) => p,
+            None if std::io::stdin().is_terminal() => Passphrase::new(
+                rpassword::prompt_password("Passphrase: ")
+                    .map_err(|e| ClientError::io("reading the passphrase", e))?,
+            ),
+            None => return Err(ClientError::NoPassphrase),
+        };
+        self.cached = Some(p.clone());
+        Ok(p)
+    }
+}
+
+fn env_passphrase_set() -> bool {
+    std::env::var_os("DEADDROP_PASSPHRASE").is_some_and(|p| !p.is_empty())
+}
+
+/// The first line of `path` (without its line ending), read whole up to 4 KiB.
+fn read_first_line(path: &std::path::Path, what: &str) -> Result<Passphrase, ClientError> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| ClientError::io(format!("{what}: cannot open it"), e))?;
+    let mut buf = Zeroizing::new(Vec::new());
+    f.take(MAX_PASSPHRASE_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|e| ClientError::io(format!("{what}: cannot read it"), e))?;
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line)
+        .map_err(|_| ClientError::Input(format!("{what}: the passphrase is not UTF-8 text")))?;
+    if text.is_empty() {
+        return Err(ClientError::Input(format!(
+            "{what}: the first line is empty"
+        )));
+    }
+    Ok(Passphrase::new(text.to_string()))
+}
+
+/// A new passphrase: from `file`, or else the command's passphrase source, or else asked twice
+/// on the terminal; at least 8 characters unless `weak_ok`.
+fn new_passphrase(
+    secrets: &Secrets,
+    file: Option<&std::path::Path>,
+    weak_ok: bool,
+) -> Result<Passphrase, ClientError> {
+    let given = match file {
+        Some(f) => Some(read_first_line(
+            f,
+            &format!("--new-passphrase-file {}", f.display()),
+        )?),
+        None => secrets.given_passphrase()?,
+    };
+    let pass = match given {
         Some(p) => p,
         None => {
             if !std::io::stdin().is_terminal() {
@@ -174,7 +324,7 @@ fn new_passphrase(weak_ok: bool) -> Result<Passphrase, ClientError> {
             }
             // Every copy of the passphrase is wiped when dropped, the confirmation too.
             let a = Zeroizing::new(
-                rpassword::prompt_password("Passphrase for your key: ")
+                rpassword::prompt_password("New passphrase: ")
                     .map_err(|e| ClientError::io("reading the passphrase", e))?,
             );
             if a.is_empty() {
@@ -189,7 +339,7 @@ fn new_passphrase(weak_ok: bool) -> Result<Passphrase, ClientError> {
             );
             if *a != *b {
                 return Err(ClientError::Input(
-                    "the two passphrases differ; run init again".into(),
+                    "the two passphrases differ; try again".into(),
                 ));
             }
             Passphrase::new(a.to_string())
@@ -197,7 +347,7 @@ fn new_passphrase(weak_ok: bool) -> Result<Passphrase, ClientError> {
     };
     if !weak_ok && pass.chars() < keystore::MIN_PASSPHRASE_CHARS {
         return Err(ClientError::Input(format!(
-            "the passphrase has fewer than {} characters: whoever copies your key file can try \
+            "the passphrase has fewer than {} characters: whoever copies your home can try \
              guesses offline, and short ones fall first. Choose a longer one (several words), or \
              pass --weak-passphrase to keep it",
             keystore::MIN_PASSPHRASE_CHARS
@@ -206,17 +356,12 @@ fn new_passphrase(weak_ok: bool) -> Result<Passphrase, ClientError> {
     Ok(pass)
 }
 
-fn unlock(db: &Db) -> anyhow::Result<Identity> {
+/// The identity's private key, kept inside the encrypted database (homes of older versions
+/// sealed it under the passphrase too).
+fn unlock(db: &Db, secrets: &mut Secrets) -> anyhow::Result<Identity> {
     let row = db.identity()?;
     let pass = if keystore::is_encrypted(&row.sealed_key) {
-        match passphrase_from_env() {
-            Some(p) => Some(p),
-            None if std::io::stdin().is_terminal() => Some(Passphrase::new(
-                rpassword::prompt_password("Passphrase: ")
-                    .map_err(|e| ClientError::io("reading the passphrase", e))?,
-            )),
-            None => return Err(ClientError::NoPassphrase.into()),
-        }
+        Some(secrets.get()?)
     } else {
         None
     };
@@ -266,77 +411,16 @@ const TEXT_INDENT: &str = "    ";
 /// Runs a client subcommand.
 pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()> {
     let home = home_dir(&opts)?;
-    // Only `init` creates a home: a mistyped --home should say so, not leave an empty one.
-    if !matches!(cmd, UserCmd::Init { .. }) && !home.join(deaddrop_client::db::DB_FILE).exists() {
-        return Err(ClientError::NoIdentity {
-            home: home.display().to_string(),
-        }
-        .into());
-    }
-    let mut db = Db::open(&home)?;
     let json = global.json;
+    let mut secrets = Secrets::new(&opts, json);
+    let cmd = match cmd {
+        UserCmd::Home(h) => return home_cmd(&home, json, &mut secrets, h),
+        other => other,
+    };
+    let mut db = Db::open(&home, &mut || secrets.get())?;
     match cmd {
-        UserCmd::Init {
-            name,
-            suite,
-            no_passphrase,
-            weak_passphrase,
-        } => {
-            let suite: Suite = suite
-                .parse()
-                .map_err(|e| ClientError::Input(format!("--suite: {e}")))?;
-            if db.has_identity()? {
-                return Err(ClientError::IdentityExists {
-                    home: home.display().to_string(),
-                }
-                .into());
-            }
-            if let Some(n) = &name {
-                if n.chars().any(display::is_unsafe) {
-                    return Err(ClientError::Input(
-                        "--name may not hold control or bidi characters: others see it in their terminal"
-                            .into(),
-                    )
-                    .into());
-                }
-                if n.len() > deaddrop_proto::card::MAX_NAME_LEN {
-                    return Err(ClientError::Input(format!(
-                        "--name may be at most {} bytes",
-                        deaddrop_proto::card::MAX_NAME_LEN
-                    ))
-                    .into());
-                }
-            }
-            let pass = if no_passphrase {
-                eprintln!("warning: your private key is stored UNENCRYPTED in {}; anyone who can read that file can read your messages", home.display());
-                None
-            } else {
-                Some(new_passphrase(weak_passphrase)?)
-            };
-            let id = Identity::generate(suite, &mut SystemRng).map_err(ClientError::from)?;
-            let sealed = keystore::seal(&id, pass.as_ref())?;
-            db.create_identity(
-                id.address(),
-                name.as_deref(),
-                &sealed,
-                &CheckString::generate(&mut SystemRng),
-                now_ms(),
-            )?;
-            let card = db.my_card(now_ms())?;
-            if json {
-                print_json(&InitJson {
-                    suite: suite.name().to_string(),
-                    fingerprint: id.address().fingerprint().short(),
-                    card: card.to_text(),
-                    home: home.display().to_string(),
-                    encrypted: pass.is_some(),
-                })?;
-            } else {
-                println!("Created your {} identity in {}", suite, home.display());
-                println!("Fingerprint: {}", id.address().fingerprint().short());
-                println!("Your card (give it to the people who should write to you; `deaddrop card` prints it again):");
-                println!("{}", card.to_text());
-            }
+        UserCmd::Home(_) => {
+            // Handled above, before the database is opened.
         }
         UserCmd::Card { qr } => {
             let card = db.my_card(now_ms())?;
@@ -400,7 +484,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             }
         }
         UserCmd::Sync => {
-            let me = unlock(&db)?;
+            let me = unlock(&db, &mut secrets)?;
             let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
             let r = runtime()?.block_on(ops::sync(&mut db, &ledger, &me, |_| {}))?;
             if let Some((a, b)) = r.gap {
@@ -565,7 +649,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             }
         }
         UserCmd::Watch => {
-            let me = Arc::new(unlock(&db)?);
+            let me = Arc::new(unlock(&db, &mut secrets)?);
             let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -730,6 +814,170 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                         display::line(n)
                     );
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `init`, `unlock`, `lock`, `passphrase change`: the commands that make or protect a home.
+fn home_cmd(
+    home: &std::path::Path,
+    json: bool,
+    secrets: &mut Secrets,
+    cmd: HomeCmd,
+) -> anyhow::Result<()> {
+    match cmd {
+        HomeCmd::Init {
+            name,
+            suite,
+            no_passphrase,
+            weak_passphrase,
+        } => {
+            // Everything is checked and asked before anything is written: a failed `init`
+            // leaves no home behind.
+            let suite: Suite = suite
+                .parse()
+                .map_err(|e| ClientError::Input(format!("--suite: {e}")))?;
+            if let Some(n) = &name {
+                if n.chars().any(display::is_unsafe) {
+                    return Err(ClientError::Input(
+                        "--name may not hold control or bidi characters: others see it in their terminal"
+                            .into(),
+                    )
+                    .into());
+                }
+                if n.len() > deaddrop_proto::card::MAX_NAME_LEN {
+                    return Err(ClientError::Input(format!(
+                        "--name may be at most {} bytes",
+                        deaddrop_proto::card::MAX_NAME_LEN
+                    ))
+                    .into());
+                }
+            }
+            if home.join(deaddrop_client::home::KEY_FILE).exists() {
+                return Err(ClientError::IdentityExists {
+                    home: home.display().to_string(),
+                }
+                .into());
+            }
+            let pass = if no_passphrase {
+                None
+            } else {
+                Some(new_passphrase(secrets, None, weak_passphrase)?)
+            };
+            let id = Identity::generate(suite, &mut SystemRng).map_err(ClientError::from)?;
+            let mut db = Db::create(home, pass.as_ref())?;
+            if pass.is_none() {
+                eprintln!("warning: this home has NO passphrase: anyone who can read {} can read your messages and contacts and use your identity", home.display());
+            }
+            // The private key is stored inside the encrypted database.
+            db.create_identity(
+                id.address(),
+                name.as_deref(),
+                &keystore::seal(&id, None)?,
+                &CheckString::generate(&mut SystemRng),
+                now_ms(),
+            )?;
+            let card = db.my_card(now_ms())?;
+            if json {
+                print_json(&InitJson {
+                    suite: suite.name().to_string(),
+                    fingerprint: id.address().fingerprint().short(),
+                    card: card.to_text(),
+                    home: home.display().to_string(),
+                    encrypted: pass.is_some(),
+                })?;
+            } else {
+                println!("Created your {} identity in {}", suite, home.display());
+                println!("Fingerprint: {}", id.address().fingerprint().short());
+                println!("Your card (give it to the people who should write to you; `deaddrop card` prints it again):");
+                println!("{}", card.to_text());
+            }
+        }
+        HomeCmd::Unlock { timeout } => {
+            let db = Db::open(home, &mut || secrets.get())?;
+            let kf = deaddrop_client::home::KeyFile::read(home)?;
+            if kf.is_some_and(|k| !k.needs_passphrase()) {
+                return Err(ClientError::Input(format!(
+                    "{} has no passphrase: there is nothing to unlock (set one with `deaddrop passphrase change`)",
+                    home.display()
+                ))
+                .into());
+            }
+            deaddrop_client::keyring::store(db.home_id(), db.key(), timeout)?;
+            let secs = timeout.as_secs().max(1);
+            if json {
+                print_json(&UnlockJson {
+                    home: home.display().to_string(),
+                    seconds: secs,
+                })?;
+            } else {
+                println!(
+                    "Unlocked {} for {} in this login session's kernel keyring; `deaddrop lock` forgets the key sooner",
+                    home.display(),
+                    humantime::format_duration(Duration::from_secs(secs))
+                );
+            }
+        }
+        HomeCmd::Lock => {
+            let kf = deaddrop_client::home::KeyFile::read(home)?.ok_or_else(|| {
+                ClientError::NoIdentity {
+                    home: home.display().to_string(),
+                }
+            })?;
+            let was = deaddrop_client::keyring::forget(&kf.id_hex())?;
+            if json {
+                print_json(&LockJson { locked: was })?;
+            } else if was {
+                println!(
+                    "Locked: commands on {} ask for the passphrase again",
+                    home.display()
+                );
+            } else {
+                println!("{} was not unlocked", home.display());
+            }
+        }
+        HomeCmd::Passphrase(PassphraseCmd::Change {
+            new_passphrase_file,
+            no_passphrase,
+            weak_passphrase,
+        }) => {
+            let mut old = || secrets.get();
+            // Ask for the current passphrase first, then the new one.
+            let db = Db::open(home, &mut old)?;
+            drop(db);
+            let new = if no_passphrase {
+                None
+            } else if new_passphrase_file.is_none() && secrets.given() {
+                return Err(ClientError::Input(
+                    "give the new passphrase with --new-passphrase-file FILE (the other sources carry the current one)".into(),
+                )
+                .into());
+            } else {
+                // Nothing else carries a passphrase here: the file, or the terminal.
+                let none = Secrets {
+                    file: None,
+                    fd: None,
+                    cached: None,
+                    quiet: true,
+                };
+                Some(new_passphrase(
+                    &none,
+                    new_passphrase_file.as_deref(),
+                    weak_passphrase,
+                )?)
+            };
+            Db::change_passphrase(home, &mut || secrets.get(), new.as_ref())?;
+            if json {
+                print_json(&PassphraseJson {
+                    encrypted: new.is_some(),
+                })?;
+            } else if new.is_some() {
+                println!("Passphrase changed and the database re-keyed; run `deaddrop unlock` again if you use it");
+            } else {
+                eprintln!("warning: this home has NO passphrase now: anyone who can read {} can read your messages and contacts and use your identity", home.display());
+                println!("Passphrase removed and the database re-keyed");
             }
         }
     }

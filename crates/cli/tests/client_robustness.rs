@@ -56,7 +56,7 @@ fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
     let newest = (MESSAGES * (NOISE_BETWEEN + 1) + NOISE_BETWEEN) as u64;
 
     // The test watches B's sync position in B's own database while `deaddrop sync` runs.
-    let db = Db::open(&b.home).unwrap();
+    let db = Db::open(&b.home, &mut || Ok(Passphrase::new(PASSPHRASE.into()))).unwrap();
     let position = || db.last_id(&url).unwrap();
     let mut midway_kills = 0;
     // Kill moments: at once (likely before any page), at the first committed page, after a
@@ -226,7 +226,7 @@ fn init_without_passphrase_or_terminal_refuses_and_says_how() {
     let e = p.run(&["--json", "init", "--name", "x"]).json_error();
     assert!(e.error.contains("passphrase"), "{e:?}");
     assert!(
-        e.hint.contains("DEADDROP_PASSPHRASE") && e.hint.contains("--no-passphrase"),
+        e.hint.contains("--passphrase-file") && e.hint.contains("--no-passphrase"),
         "{e:?}"
     );
     // Nothing was created that would make the next init fail.
@@ -316,12 +316,10 @@ fn files_are_private_and_hold_no_passphrase_and_json_no_key() {
         }
         assert!(p.home.join("deaddrop.sqlite3").exists());
 
-        let db = Db::open(&p.home).unwrap();
+        let db = Db::open(&p.home, &mut || Ok(Passphrase::new(PASSPHRASE.into()))).unwrap();
+        // The key is stored inside the encrypted database.
         let sealed = db.identity().unwrap().sealed_key;
-        assert!(keystore::is_encrypted(&sealed));
-        let secret = keystore::open(&sealed, Some(&Passphrase::new(PASSPHRASE.into())))
-            .unwrap()
-            .export_secret();
+        let secret = keystore::open(&sealed, None).unwrap().export_secret();
         // The key is encrypted at rest: its plain bytes are in no file.
         let plain = &secret[..64.min(secret.len())];
         for f in std::fs::read_dir(&p.home).unwrap() {
@@ -431,15 +429,9 @@ fn sent_entries_and_removed_conversations_leave_the_disk() {
     let text = "a secret text that must not outlive its conversation";
     let sent = a.send("b", text);
     b.sync();
-    let home_bytes = |p: &Person| -> Vec<u8> {
-        let mut all = Vec::new();
-        for f in std::fs::read_dir(&p.home).unwrap().flatten() {
-            if f.path().is_file() {
-                all.extend(std::fs::read(f.path()).unwrap());
-            }
-        }
-        all
-    };
+    // The database is encrypted: look at what its pages hold once decrypted, free pages and
+    // the write-ahead log included (what someone with the passphrase could dig out).
+    let home_bytes = |p: &Person| -> Vec<u8> { decrypted_pages(&p.home) };
     let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     // The entry as the ledger serves it: a slice of its ciphertext must not be in A's home.
     let id = sent.ids[0];
@@ -463,4 +455,41 @@ fn sent_entries_and_removed_conversations_leave_the_disk() {
         !contains(&home_bytes(&b), b"a secret text"),
         "a removed conversation stays on disk"
     );
+}
+
+/// Every page of the home's database and of its write-ahead log, decrypted with the key its key
+/// file holds (SQLCipher 4: 4,096-byte pages, AES-256-CBC over all but the last 80 bytes, the
+/// IV in the 16 bytes after them, page 1 starting with the 16-byte salt in the clear).
+fn decrypted_pages(home: &std::path::Path) -> Vec<u8> {
+    use aws_lc_rs::cipher::{DecryptingKey, DecryptionContext, UnboundCipherKey, AES_256};
+    let kf = deaddrop_client::home::KeyFile::read(home).unwrap().unwrap();
+    let key = kf
+        .keys(Some(&Passphrase::new(PASSPHRASE.into())))
+        .unwrap()
+        .remove(0);
+    let page = |bytes: &[u8], first: bool| -> Vec<u8> {
+        let cipher =
+            DecryptingKey::cbc(UnboundCipherKey::new(&AES_256, key.as_bytes()).unwrap()).unwrap();
+        let iv: [u8; 16] = bytes[4016..4032].try_into().unwrap();
+        let mut data = bytes[if first { 16 } else { 0 }..4016].to_vec();
+        cipher
+            .decrypt(&mut data, DecryptionContext::Iv128(iv.into()))
+            .unwrap();
+        data
+    };
+    let mut out = Vec::new();
+    let db = std::fs::read(home.join("deaddrop.sqlite3")).unwrap();
+    assert_eq!(db.len() % 4096, 0);
+    for (i, p) in db.chunks(4096).enumerate() {
+        out.extend(page(p, i == 0));
+    }
+    if let Ok(wal) = std::fs::read(home.join("deaddrop.sqlite3-wal")) {
+        for frame in wal.get(32..).unwrap_or_default().chunks(24 + 4096) {
+            if frame.len() == 24 + 4096 {
+                let pgno = u32::from_be_bytes(frame[..4].try_into().unwrap());
+                out.extend(page(&frame[24..], pgno == 1));
+            }
+        }
+    }
+    out
 }

@@ -20,6 +20,8 @@ use deaddrop_proto::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::error::ClientError;
+use crate::home::{sync_dir, DbKey, HomeLock, KeyFile, KEY_FILE};
+use crate::keystore::{self, Passphrase};
 use crate::{Direction, RequestId};
 
 /// The database file inside a home.
@@ -246,10 +248,212 @@ impl Contacts for Book {
 /// A contacts row: id, name, card, issued key, their key, confirmed.
 type ContactRow = (i64, String, String, Vec<u8>, Option<Vec<u8>>, bool);
 
-/// An open database.
+/// An open database, with the home's shared lock.
 pub struct Db {
     conn: Connection,
     home: PathBuf,
+    key: DbKey,
+    home_id: String,
+    _lock: HomeLock,
+}
+
+/// Where `passphrase change` copies the database under its new key.
+const REKEYING: &str = "deaddrop.sqlite3.rekey";
+/// Where the one-time encryption of an older home copies its database.
+const ENCRYPTING: &str = "deaddrop.sqlite3.enc";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Whether `path` is an unencrypted SQLite database (an older version's home).
+fn is_plaintext(path: &Path) -> Result<bool, ClientError> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    match fs::File::open(path) {
+        Ok(mut f) => Ok(f.read_exact(&mut head).is_ok() && &head == b"SQLite format 3\0"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ClientError::io(
+            format!("cannot read {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Removes the database and its journal files.
+fn remove_db_files(home: &Path) -> Result<(), ClientError> {
+    for name in [
+        DB_FILE.to_string(),
+        format!("{DB_FILE}-wal"),
+        format!("{DB_FILE}-shm"),
+        format!("{DB_FILE}-journal"),
+    ] {
+        let p = home.join(name);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ClientError::io(format!("cannot remove {}", p.display()), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Puts the copy at `tmp` in the database's place (its old journal files removed first, so
+/// none is ever applied to the copy).
+fn replace_db(home: &Path, tmp: &Path) -> Result<(), ClientError> {
+    for name in [format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
+        let _ = fs::remove_file(home.join(name));
+    }
+    let _ = fs::set_permissions(tmp, fs::Permissions::from_mode(0o600));
+    fs::rename(tmp, home.join(DB_FILE))
+        .map_err(|e| ClientError::io(format!("cannot rename {}", tmp.display()), e))?;
+    sync_dir(home)
+}
+
+/// Copies the database of `conn` to a new file at `tmp` encrypted under `key`.
+fn export(conn: &Connection, tmp: &Path, key: &DbKey) -> Result<(), ClientError> {
+    for name in [
+        tmp.to_path_buf(),
+        PathBuf::from(format!("{}-journal", tmp.display())),
+    ] {
+        let _ = fs::remove_file(name);
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(|e| ClientError::io(format!("cannot create {}", tmp.display()), e))?;
+    let tmp_text = tmp
+        .to_str()
+        .ok_or_else(|| ClientError::Input("the home's path must be valid UTF-8".into()))?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS fresh KEY ?2",
+        params![tmp_text, &*key.sql_literal()],
+    )?;
+    let done = conn
+        .query_row("SELECT sqlcipher_export('fresh')", [], |_| Ok(()))
+        .and_then(|()| conn.execute_batch("DETACH DATABASE fresh"));
+    if let Err(e) = done {
+        let _ = conn.execute_batch("DETACH DATABASE fresh");
+        let _ = fs::remove_file(tmp);
+        return Err(e.into());
+    }
+    fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ClientError::io(format!("cannot sync {}", tmp.display()), e))
+}
+
+/// Encrypts the unencrypted database an older version left in `home`, once: it is copied under
+/// a new key (the identity's key, sealed inside it before, now stored plain inside the
+/// encryption), the key file written (sealed under the passphrase the identity's key was under,
+/// checked first), and the copy put in place. Resumes an encryption a crash interrupted.
+fn encrypt_legacy(
+    home: &Path,
+    ask: &mut dyn FnMut() -> Result<Passphrase, ClientError>,
+) -> Result<(), ClientError> {
+    let _ex = HomeLock::exclusive(home)?;
+    let path = home.join(DB_FILE);
+    let tmp = home.join(ENCRYPTING);
+    if tmp.exists() && home.join(KEY_FILE).exists() {
+        // The key file is written only after the copy was complete: finish the swap.
+        return replace_db(home, &tmp);
+    }
+    if !is_plaintext(&path)? {
+        // Another process finished it first.
+        let _ = fs::remove_file(&tmp);
+        return Ok(());
+    }
+    let conn = Connection::open(&path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let sealed: Option<Vec<u8>> = conn
+        .query_row("SELECT sealed_key FROM identity WHERE one = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .unwrap_or(None);
+    let Some(sealed) = sealed else {
+        return Err(ClientError::NoIdentity {
+            home: home.display().to_string(),
+        });
+    };
+    let pass = if keystore::is_encrypted(&sealed) {
+        Some(ask()?)
+    } else {
+        None
+    };
+    let identity = keystore::open(&sealed, pass.as_ref())?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let key = DbKey::generate();
+    export(&conn, &tmp, &key)?;
+    drop(conn);
+    {
+        let c = connect(&tmp, &key)?;
+        c.execute(
+            "UPDATE identity SET sealed_key = ?1 WHERE one = 1",
+            params![keystore::seal(&identity, None)?],
+        )?;
+    }
+    KeyFile::write(home, KeyFile::new_id(), &[&key], pass.as_ref())?;
+    replace_db(home, &tmp)
+}
+
+/// Opens the database at `path` under `key`, checking that the key is the right one.
+fn connect(path: &Path, key: &DbKey) -> Result<Connection, ClientError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "key", &*key.sql_literal())?;
+    // SQLCipher would print a wrong key's failed page checks on stderr; the error says it.
+    // (Set after the key: SQLCipher sets its default level when a key first activates it.)
+    conn.pragma_update(None, "cipher_log_level", "NONE")?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    Ok(conn)
+}
+
+/// Opens the database under whichever of `keys` it is under.
+fn connect_any(path: &Path, keys: &[DbKey]) -> Result<(Connection, DbKey), ClientError> {
+    for k in keys {
+        match connect(path, k) {
+            Ok(c) => {
+                return Ok((
+                    c,
+                    DbKey::from_bytes(k.as_bytes())
+                        .ok_or(ClientError::KeyProtection("key length"))?,
+                ))
+            }
+            Err(ClientError::Database(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ClientError::damaged(
+        "database",
+        "it does not open under the key its key file holds (the database or the key file was \
+         replaced or damaged)",
+    ))
+}
+
+/// Sets up a connection opened under its key: busy waits, the write-ahead log, full syncs,
+/// immediate write transactions, secure deletion, the schema.
+fn configure(mut conn: Connection) -> Result<Connection, rusqlite::Error> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows are overwritten with zeros, not left in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    // A write transaction takes the write lock when it begins, so it waits on the busy timeout
+    // instead of failing at once when another process wrote since it read ("database is
+    // locked").
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
 }
 
 fn key32(b: Vec<u8>) -> Option<[u8; 32]> {
@@ -291,9 +495,10 @@ fn reason_name(r: RejectReason) -> &'static str {
 }
 
 impl Db {
-    /// Opens or creates the database in `home`, creating `home` with mode 0700 and the file
-    /// with mode 0600.
-    pub fn open(home: &Path) -> Result<Db, ClientError> {
+    /// Creates a new home in `home` (the directory with mode 0700 if it is missing): a key file
+    /// with a new database key, sealed under `pass` (plain without one), and an empty encrypted
+    /// database. Refuses a home that holds an identity; clears what a failed `init` left.
+    pub fn create(home: &Path, pass: Option<&Passphrase>) -> Result<Db, ClientError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -304,27 +509,167 @@ impl Db {
                     e,
                 )
             })?;
+        let lock = HomeLock::exclusive(home)?;
         let path = home.join(DB_FILE);
+        let exists = || ClientError::IdentityExists {
+            home: home.display().to_string(),
+        };
+        if is_plaintext(&path)? {
+            // A home of an older version: it holds an identity unless a failed `init` left it.
+            let conn = Connection::open(&path)?;
+            let n: i64 = conn
+                .query_row("SELECT COUNT(*) FROM identity", [], |r| r.get(0))
+                .unwrap_or(0);
+            if n > 0 {
+                return Err(exists());
+            }
+        } else if file_len(&path) > 0 {
+            // Encrypted: refuse if it opens under its key file and holds an identity, or if it
+            // cannot be checked at all (never overwrite what might be someone's data).
+            let holds = match KeyFile::read(home) {
+                Ok(Some(kf)) if !kf.needs_passphrase() || pass.is_some() => {
+                    match kf.keys(pass).and_then(|keys| connect_any(&path, &keys)) {
+                        Ok((conn, _)) => conn
+                            .query_row("SELECT COUNT(*) FROM identity", [], |r| r.get::<_, i64>(0))
+                            .map(|n| n > 0)
+                            .unwrap_or(true),
+                        Err(_) => true,
+                    }
+                }
+                _ => true,
+            };
+            if holds {
+                return Err(exists());
+            }
+        }
+        remove_db_files(home)?;
+        let key = DbKey::generate();
+        let id = KeyFile::new_id();
+        KeyFile::write(home, id, &[&key], pass)?;
+        // The database and its journals (which take its mode) are the user's alone.
         OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&path)
             .map_err(|e| ClientError::io(format!("cannot create {}", path.display()), e))?;
-        // Tighten files an older version or a lax umask left behind.
-        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
-        let conn = Connection::open(&path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Deleted rows are overwritten with zeros, not left in free pages.
-        conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = match connect(&path, &key).and_then(|c| configure(c).map_err(Into::into)) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = remove_db_files(home);
+                let _ = fs::remove_file(home.join(KEY_FILE));
+                return Err(e);
+            }
+        };
+        sync_dir(home)?;
         Ok(Db {
             conn,
             home: home.to_path_buf(),
+            key,
+            home_id: hex(&id),
+            _lock: lock,
         })
+    }
+
+    /// Opens the home in `home`: takes its shared lock, encrypts it first if an older version
+    /// left it unencrypted, and opens the database under the key kept in the kernel keyring
+    /// (`deaddrop unlock`) or, failing that, under the key file opened with the passphrase
+    /// `ask` gives (asked only when needed).
+    pub fn open(
+        home: &Path,
+        ask: &mut dyn FnMut() -> Result<Passphrase, ClientError>,
+    ) -> Result<Db, ClientError> {
+        let path = home.join(DB_FILE);
+        if !home.join(KEY_FILE).exists() && file_len(&path) == 0 {
+            return Err(ClientError::NoIdentity {
+                home: home.display().to_string(),
+            });
+        }
+        let mut lock = HomeLock::shared(home)?;
+        if is_plaintext(&path)? || home.join(ENCRYPTING).exists() {
+            drop(lock);
+            encrypt_legacy(home, ask)?;
+            lock = HomeLock::shared(home)?;
+        }
+        let kf = KeyFile::read(home)?.ok_or_else(|| {
+            ClientError::damaged(
+                "key file",
+                format!(
+                    "{} is missing, and the database cannot be opened without it",
+                    home.join(KEY_FILE).display()
+                ),
+            )
+        })?;
+        let home_id = kf.id_hex();
+        let mut opened = None;
+        if kf.needs_passphrase() {
+            if let Some(k) = crate::keyring::load(&home_id) {
+                // A key kept from before a passphrase change no longer opens it: ask then.
+                opened = connect_any(&path, &[k]).ok();
+            }
+        }
+        let (conn, key) = match opened {
+            Some(o) => o,
+            None => {
+                let pass = if kf.needs_passphrase() {
+                    Some(ask()?)
+                } else {
+                    None
+                };
+                connect_any(&path, &kf.keys(pass.as_ref())?)?
+            }
+        };
+        let conn = configure(conn)?;
+        Ok(Db {
+            conn,
+            home: home.to_path_buf(),
+            key,
+            home_id,
+            _lock: lock,
+        })
+    }
+
+    /// Changes the passphrase of the home in `home` (to none with `new` = `None`) and re-keys
+    /// the database: a new random key, the database copied under it, the key file sealed anew.
+    /// Needs the home alone ([`ClientError::HomeBusy`] names the processes using it) and the
+    /// current passphrase from `ask`, even when the home is unlocked. A crash at any point leaves
+    /// a home that opens with the new passphrase (or, before the key file was replaced, the old).
+    pub fn change_passphrase(
+        home: &Path,
+        ask: &mut dyn FnMut() -> Result<Passphrase, ClientError>,
+        new: Option<&Passphrase>,
+    ) -> Result<(), ClientError> {
+        let db = Db::open(home, ask)?;
+        let (conn, old_key, home_id) = (db.conn, db.key, db.home_id);
+        drop(db._lock);
+        let _ex = HomeLock::exclusive(home)?;
+        let kf = KeyFile::read(home)?.ok_or(ClientError::Damaged {
+            what: "key file",
+            detail: None,
+        })?;
+        if kf.needs_passphrase() {
+            // Unlocked or not, changing the passphrase takes the current one.
+            kf.keys(Some(&ask()?))?;
+        }
+        let new_key = DbKey::generate();
+        let tmp = home.join(REKEYING);
+        export(&conn, &tmp, &new_key)?;
+        drop(conn);
+        KeyFile::write(home, kf.id(), &[&new_key, &old_key], new)?;
+        replace_db(home, &tmp)?;
+        KeyFile::write(home, kf.id(), &[&new_key], new)?;
+        let _ = crate::keyring::forget(&home_id);
+        Ok(())
+    }
+
+    /// The key the database is under (for `deaddrop unlock`).
+    pub fn key(&self) -> &DbKey {
+        &self.key
+    }
+
+    /// The home's id (names it in the kernel keyring; not secret).
+    pub fn home_id(&self) -> &str {
+        &self.home_id
     }
 
     /// The home directory.

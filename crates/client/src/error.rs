@@ -101,6 +101,18 @@ pub enum ClientError {
     /// Deriving or applying the key that protects the private key failed.
     #[error("protecting the private key failed: {0}")]
     KeyProtection(&'static str),
+    /// Another process holds the home in a way this command cannot share (a re-key holds it
+    /// exclusively; a re-key needs it alone).
+    #[error("the home {home} is in use{}", if holders.is_empty() { String::new() } else { format!(" by {}", holders.join(", ")) })]
+    HomeBusy {
+        /// The home directory.
+        home: String,
+        /// The other processes holding it, as `pid N (command line)`, when known.
+        holders: Vec<String>,
+    },
+    /// The kernel keyring (`deaddrop unlock`) cannot be used.
+    #[error("the kernel keyring cannot be used: {0}")]
+    Keyring(String),
     /// A background task stopped before answering.
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -114,8 +126,8 @@ impl ClientError {
             ClientError::IdentityExists { .. } => {
                 "use another --home to keep a second identity; deaddrop never overwrites one".into()
             }
-            ClientError::NoPassphrase => "set DEADDROP_PASSPHRASE, run in a terminal to be asked, or pass --no-passphrase to store the key unencrypted".into(),
-            ClientError::WrongPassphrase => "check DEADDROP_PASSPHRASE or type the passphrase you chose at `deaddrop init`".into(),
+            ClientError::NoPassphrase => "run in a terminal to be asked, pass --passphrase-file FILE or --passphrase-fd N, run `deaddrop unlock` first, or set DEADDROP_PASSPHRASE (`init --no-passphrase` makes a home without one)".into(),
+            ClientError::WrongPassphrase => "type the passphrase you chose at `deaddrop init` (or last set with `deaddrop passphrase change`); check --passphrase-file or DEADDROP_PASSPHRASE".into(),
             ClientError::UnknownContact(_) => "see `deaddrop contact list`, or add one with `deaddrop contact add CARD --name NAME`".into(),
             ClientError::ContactExists(_) => "pick another --name, or remove the old contact with `deaddrop contact remove NAME`".into(),
             ClientError::UnknownRequest(_) => "see `deaddrop requests` for the pending ones".into(),
@@ -137,6 +149,8 @@ impl ClientError {
             ClientError::Seal(_) | ClientError::Identity(_) | ClientError::KeyProtection(_) | ClientError::Task(_) => "this is probably a bug; please report it with the message above".into(),
             ClientError::MyCard(_) => "choose a shorter name, or rotate your check string with `deaddrop check-string rotate`".into(),
             ClientError::PowTooHard { .. } => "the ledger is under heavy load; try again later or use another --ledger".into(),
+            ClientError::Keyring(_) => "give the passphrase per command instead (--passphrase-file FILE, --passphrase-fd N, or in a terminal)".into(),
+            ClientError::HomeBusy { .. } => "wait for that command to finish (or stop it), then try again".into(),
             ClientError::Damaged { .. } => "the home directory was changed outside deaddrop or the disk is failing; restore it from a backup".into(),
         }
     }

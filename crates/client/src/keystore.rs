@@ -27,6 +27,7 @@ pub const ARGON2_T: u32 = 3;
 pub const ARGON2_P: u32 = 1;
 
 /// A passphrase; zeroized on drop, never printed.
+#[derive(Clone)]
 pub struct Passphrase(Zeroizing<String>);
 
 /// The shortest passphrase `init` accepts without `--weak-passphrase`, in characters.
@@ -50,7 +51,7 @@ impl std::fmt::Debug for Passphrase {
     }
 }
 
-fn derive(
+pub(crate) fn derive(
     pass: &Passphrase,
     salt: &[u8],
     m: u32,
@@ -64,6 +65,16 @@ fn derive(
     a.hash_password_into(pass.0.as_bytes(), salt, k.as_mut())
         .map_err(|_| ClientError::KeyProtection("the key derivation (Argon2id) failed"))?;
     Ok(k)
+}
+
+/// Refuses absurd Argon2id costs from a tampered file rather than allocate gigabytes.
+pub(crate) fn check_params([m, t, p]: [u32; 3]) -> Result<(), ClientError> {
+    if !(8..=4 * 1024 * 1024).contains(&m) || !(1..=64).contains(&t) || !(1..=64).contains(&p) {
+        return Err(ClientError::KeyProtection(
+            "the key-file parameters are out of range",
+        ));
+    }
+    Ok(())
 }
 
 /// Seals the identity's export under `pass`, or stores it plain when `pass` is `None`.

@@ -16,7 +16,7 @@ use crate::{Direction, RequestId};
 pub struct InitJson {
     /// The new contact card, to give to the people who should write to you.
     pub card: String,
-    /// Whether the private key is encrypted with a passphrase (not with `--no-passphrase`).
+    /// Whether the home is protected by a passphrase (not with `--no-passphrase`).
     pub encrypted: bool,
     /// The identity's fingerprint.
     pub fingerprint: String,
@@ -24,6 +24,29 @@ pub struct InitJson {
     pub home: String,
     /// The suite: `xwing` or `rsa-oaep`.
     pub suite: String,
+}
+
+/// `deaddrop --json unlock`: the home's key is kept in the kernel keyring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockJson {
+    /// The home directory unlocked.
+    pub home: String,
+    /// For how many seconds the key is kept.
+    pub seconds: u64,
+}
+
+/// `deaddrop --json lock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockJson {
+    /// Whether a kept key was forgotten (false: the home was not unlocked).
+    pub locked: bool,
+}
+
+/// `deaddrop --json passphrase change`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassphraseJson {
+    /// Whether the home has a passphrase now (false after `--no-passphrase`).
+    pub encrypted: bool,
 }
 
 /// `deaddrop --json card`: your current contact card.

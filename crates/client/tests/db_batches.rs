@@ -43,7 +43,7 @@ fn person() -> Person {
 
 /// My database with my identity; returns it and my card.
 fn my_db(home: &Home, me: &Identity) -> (Db, ContactCard) {
-    let mut db = Db::open(&home.0).unwrap();
+    let mut db = Db::create(&home.0, None).unwrap();
     let sealed = deaddrop_client::keystore::seal(me, None).unwrap();
     db.create_identity(
         me.address(),
@@ -104,7 +104,7 @@ fn a_message_split_across_batches_and_a_reopen_arrives_once() {
     // The process dies here; a new one opens the database and re-reads from its position,
     // getting part 1 again (a ledger that stored it twice) and part 2.
     drop(db);
-    let mut db = Db::open(&home.0).unwrap();
+    let mut db = Db::open(&home.0, &mut || unreachable!("no passphrase")).unwrap();
     let again = [parts[1].clone(), parts[2].clone()];
     let batch = found(&db, &me, 3, &again);
     let stats = db.apply_batch(LEDGER, 4, batch).unwrap();

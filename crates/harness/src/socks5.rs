@@ -50,7 +50,10 @@ impl Session {
         if needle.is_empty() {
             return 0;
         }
-        self.sent.windows(needle.len()).filter(|w| *w == needle).count()
+        self.sent
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
     }
 }
 

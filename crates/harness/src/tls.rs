@@ -41,7 +41,9 @@ impl TlsFront {
         let mut leaf = CertificateParams::new(names).expect("server certificate parameters");
         leaf.distinguished_name
             .push(DnType::CommonName, "deaddrop test ledger");
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("the server certificate");
+        let leaf_cert = leaf
+            .signed_by(&leaf_key, &issuer)
+            .expect("the server certificate");
 
         let dir = crate::temp_dir("deaddrop-private-ca");
         let ca_file = dir.path().join("ca.pem");
@@ -80,7 +82,8 @@ impl TlsFront {
                         return;
                     };
                     done.fetch_add(1, Ordering::SeqCst);
-                    let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    let Ok(mut plain) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
                     else {
                         return;
                     };

@@ -1,9 +1,20 @@
 //! [`LedgerClient`]: the one typed client of the ledger's API, used by the `deaddrop` client,
 //! mirrors, benchmarks and tests. HTTP for info, reads and appends; a WebSocket for the push
-//! stream; everything optionally through a SOCKS5 proxy such as Tor
-//! (`socks5h://127.0.0.1:9050`: the proxy resolves names too, so DNS does not leak).
+//! stream; both with one TLS configuration ([`crate::tls`]) for `https://` ledgers, and both
+//! optionally through a SOCKS5 proxy such as Tor (`socks5h://127.0.0.1:9050`: the proxy resolves
+//! names too, so DNS does not leak), TLS then running inside the proxied stream.
+//!
+//! **Stream isolation.** Through a proxy, every client carries SOCKS5 username/password
+//! credentials (RFC 1929) of its own, fresh random ones unless the proxy URL names some
+//! (`socks5h://USER:PASS@HOST:PORT`). Tor puts streams with different credentials on different
+//! circuits (`IsolateSOCKSAuth`, on by default for every `SocksPort`), so what one client does
+//! cannot be linked to what another does by the exit or the ledger seeing one circuit.
+//! [`LedgerClient::isolated`] makes a client of the same ledger with new credentials (and a TLS
+//! session cache of its own); clones share credentials and connections.
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +23,7 @@ use thiserror::Error;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::body::{Accepted, Info, StreamHello, CLOSE_LAGGED};
 use crate::frame::{frames, Frames};
@@ -21,6 +32,7 @@ use crate::id::EntryId;
 use crate::path;
 use crate::problem::{Problem, ProblemKind};
 use crate::retry::Backoff;
+use crate::tls;
 
 /// Everything talking to a ledger can fail with. The messages name the ledger and say what
 /// happened; callers add what to do.
@@ -43,9 +55,28 @@ pub enum LedgerError {
         /// What is wrong with it.
         detail: String,
     },
+    /// The file of extra certificate authorities cannot be used.
+    #[error("the CA file {} cannot be used: {detail}", path.display())]
+    BadCaFile {
+        /// The file as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The HTTP stack could not be set up.
     #[error("cannot set up HTTP: {0}")]
     Setup(String),
+    /// The ledger's TLS certificate is not trusted: signed by no authority this client trusts,
+    /// for another name, or expired. Not transient: asking again gets the same certificate.
+    #[error(
+        "the ledger at {url} presented a TLS certificate this client does not trust ({detail})"
+    )]
+    Certificate {
+        /// The ledger's URL.
+        url: String,
+        /// What rustls said.
+        detail: String,
+    },
     /// The ledger cannot be reached (refused, timed out, reset, no route, proxy failure).
     #[error("the ledger at {url} is not reachable ({detail})")]
     Unreachable {
@@ -99,7 +130,13 @@ impl LedgerError {
 pub struct ClientOptions {
     /// A SOCKS5 proxy: `socks5h://HOST:PORT` (names resolved by the proxy, as Tor needs) or
     /// `socks5://HOST:PORT` (names resolved here).
+    ///
+    /// Without credentials in the URL, each client gets fresh random ones (see the module
+    /// documentation); with `USER:PASS@`, every connection uses those.
     pub proxy: Option<String>,
+    /// A PEM file of certificate authorities to trust for an `https://` ledger besides the
+    /// webpki roots: a ledger whose certificate comes from a private CA.
+    pub ca_file: Option<PathBuf>,
     /// How long a connection may take to open.
     pub connect_timeout: Duration,
     /// How long one whole request may take.
@@ -110,6 +147,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             proxy: None,
+            ca_file: None,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(120),
         }
@@ -121,9 +159,47 @@ struct Socks {
     host: String,
     port: u16,
     remote_dns: bool,
+    /// The proxy's URL without credentials, for reqwest.
+    url: String,
+    auth: SocksAuth,
 }
 
-/// A client of one ledger. Cheap to clone; clones share connections.
+/// RFC 1929 credentials: Tor's isolation key for a stream.
+#[derive(Clone)]
+struct SocksAuth {
+    username: String,
+    password: String,
+    /// Written in the proxy URL by the user: kept for every client, never replaced.
+    given: bool,
+}
+
+impl std::fmt::Debug for SocksAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // They link connections to one another; they stay out of logs.
+        f.debug_struct("SocksAuth")
+            .field("given", &self.given)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocksAuth {
+    /// 16 random bytes each, in hex: unique to one client.
+    fn fresh() -> Result<SocksAuth, LedgerError> {
+        let mut bytes = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| {
+            LedgerError::Setup("the operating system's random generator failed".into())
+        })?;
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        Ok(SocksAuth {
+            username: hex(&bytes[..16]),
+            password: hex(&bytes[16..]),
+            given: false,
+        })
+    }
+}
+
+/// A client of one ledger. Cheap to clone; clones share connections and SOCKS credentials
+/// ([`LedgerClient::isolated`] makes one that shares neither).
 #[derive(Clone, Debug)]
 pub struct LedgerClient {
     base: String,
@@ -131,6 +207,12 @@ pub struct LedgerClient {
     port: u16,
     http: reqwest::Client,
     socks: Option<Socks>,
+    /// The command's configuration, for [`LedgerClient::isolated`].
+    tls_base: Arc<rustls::ClientConfig>,
+    /// This client's, used by its HTTP and its WebSocket connections alike.
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+    timeout: Duration,
 }
 
 /// One page of a read.
@@ -250,12 +332,6 @@ impl LedgerClient {
         let port = parsed
             .port_or_known_default()
             .ok_or_else(|| bad("it has no port".into()))?;
-        let mut b = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.timeout)
-            .user_agent("deaddrop")
-            .http1_only();
         let socks = match options
             .proxy
             .as_deref()
@@ -263,38 +339,49 @@ impl LedgerClient {
             .filter(|p| !p.is_empty())
         {
             None => None,
-            Some(p) => {
-                let bad = |detail: String| LedgerError::BadProxy {
-                    proxy: p.to_string(),
-                    detail,
-                };
-                let u = url::Url::parse(p)
-                    .map_err(|e| bad(format!("{e}; write it like socks5h://127.0.0.1:9050")))?;
-                let remote_dns = match u.scheme() {
-                    "socks5h" => true,
-                    "socks5" => false,
-                    other => return Err(bad(format!("scheme `{other}` is not supported: use socks5h:// (names resolved by the proxy, as Tor needs) or socks5://"))),
-                };
-                let host = u
-                    .host_str()
-                    .ok_or_else(|| bad("it has no host".into()))?
-                    .to_string();
-                let port = u.port().unwrap_or(1080);
-                b = b.proxy(reqwest::Proxy::all(p).map_err(|e| bad(e.to_string()))?);
-                Some(Socks {
-                    host,
-                    port,
-                    remote_dns,
-                })
-            }
+            Some(p) => Some(parse_proxy(p)?),
         };
-        let http = b.build().map_err(|e| LedgerError::Setup(e.to_string()))?;
+        let tls_base = tls::base_config(options.ca_file.as_deref())?;
+        let tls = tls::for_one_client(&tls_base);
+        let http = http_client(
+            &tls,
+            socks.as_ref(),
+            options.connect_timeout,
+            options.timeout,
+        )?;
         Ok(LedgerClient {
             base,
             host,
             port,
             http,
             socks,
+            tls_base,
+            tls,
+            connect_timeout: options.connect_timeout,
+            timeout: options.timeout,
+        })
+    }
+
+    /// A client of the same ledger whose connections share nothing with this one's that could
+    /// link them: fresh SOCKS credentials (so Tor gives it circuits of its own), new
+    /// connections and a TLS session cache of its own. Without a proxy (the ledger sees one
+    /// address anyway), or with credentials the user wrote in the proxy URL (the user chose to
+    /// share circuits), it is a clone, sharing connections.
+    pub fn isolated(&self) -> Result<LedgerClient, LedgerError> {
+        let Some(s) = self.socks.as_ref().filter(|s| !s.auth.given) else {
+            return Ok(self.clone());
+        };
+        let socks = Socks {
+            auth: SocksAuth::fresh()?,
+            ..s.clone()
+        };
+        let tls = tls::for_one_client(&self.tls_base);
+        let http = http_client(&tls, Some(&socks), self.connect_timeout, self.timeout)?;
+        Ok(LedgerClient {
+            http,
+            socks: Some(socks),
+            tls,
+            ..self.clone()
         })
     }
 
@@ -308,6 +395,12 @@ impl LedgerClient {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> LedgerError {
+        if let Some(detail) = tls::certificate_refused(&e) {
+            return LedgerError::Certificate {
+                url: self.base.clone(),
+                detail,
+            };
+        }
         // The innermost cause says what happened ("Connection refused"); the layers above it
         // only repeat the URL.
         let mut detail = e.to_string();
@@ -396,7 +489,8 @@ impl LedgerClient {
         Ok(Page { meta, body })
     }
 
-    /// Opens the push stream after `after`, through the proxy if one is set.
+    /// Opens the push stream after `after`, through the proxy if one is set; over TLS (inside
+    /// the proxied stream, if any) for an `https://` ledger.
     pub async fn stream(&self, after: EntryId) -> Result<PushStream, LedgerError> {
         let ws_url = self.target(&path::stream(after)).replacen("http", "ws", 1);
         let request = ws_url
@@ -410,28 +504,47 @@ impl LedgerClient {
             url: self.base.clone(),
             detail,
         };
+        let failed = |e: tokio_tungstenite::tungstenite::Error| match tls::certificate_refused(&e) {
+            Some(detail) => LedgerError::Certificate {
+                url: self.base.clone(),
+                detail,
+            },
+            None => unreachable(e.to_string()),
+        };
+        // The same TLS configuration as the HTTP requests': a ledger that can be synced can be
+        // watched. Used only for wss://.
+        let connector = Some(Connector::Rustls(self.tls.clone()));
         let (ws, _) = match &self.socks {
-            None => tokio_tungstenite::connect_async(request)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?,
+            None => {
+                tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                    .await
+                    .map_err(failed)?
+            }
             Some(p) => {
+                use tokio_socks::tcp::Socks5Stream;
                 let proxy = (p.host.as_str(), p.port);
+                let (user, pass) = (p.auth.username.as_str(), p.auth.password.as_str());
                 let target = (self.host.as_str(), self.port);
                 let socks = if p.remote_dns {
-                    tokio_socks::tcp::Socks5Stream::connect(proxy, target).await
+                    Socks5Stream::connect_with_password(proxy, target, user, pass).await
                 } else {
                     let addr = tokio::net::lookup_host(target)
                         .await
                         .map_err(|e| unreachable(format!("cannot resolve {}: {e}", self.host)))?
                         .next()
                         .ok_or_else(|| unreachable(format!("cannot resolve {}", self.host)))?;
-                    tokio_socks::tcp::Socks5Stream::connect(proxy, addr).await
+                    Socks5Stream::connect_with_password(proxy, addr, user, pass).await
                 }
                 .map_err(|e| unreachable(format!("through the proxy: {e}")))?;
-                let stream = MaybeTlsStream::Plain(socks.into_inner());
-                tokio_tungstenite::client_async(request, stream)
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))?
+                // TLS (for wss://) inside the proxied stream, then the upgrade inside that.
+                tokio_tungstenite::client_async_tls_with_config(
+                    request,
+                    socks.into_inner(),
+                    None,
+                    connector,
+                )
+                .await
+                .map_err(failed)?
             }
         };
         Ok(PushStream {
@@ -440,6 +553,100 @@ impl LedgerClient {
             closed: false,
         })
     }
+}
+
+/// The proxy at `p`: `socks5h://` or `socks5://`, with credentials of the user's if the URL
+/// carries them, else fresh random ones.
+fn parse_proxy(p: &str) -> Result<Socks, LedgerError> {
+    let bad = |detail: String| LedgerError::BadProxy {
+        proxy: without_credentials(p),
+        detail,
+    };
+    let mut u = url::Url::parse(p)
+        .map_err(|e| bad(format!("{e}; write it like socks5h://127.0.0.1:9050")))?;
+    let remote_dns = match u.scheme() {
+        "socks5h" => true,
+        "socks5" => false,
+        other => return Err(bad(format!("scheme `{other}` is not supported: use socks5h:// (names resolved by the proxy, as Tor needs) or socks5://"))),
+    };
+    let host = u
+        .host_str()
+        .ok_or_else(|| bad("it has no host".into()))?
+        .to_string();
+    let port = u.port().unwrap_or(1080);
+    let auth = if u.username().is_empty() && u.password().is_none() {
+        SocksAuth::fresh()?
+    } else {
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| bad("its username or password is not UTF-8".into()))
+        };
+        let username = decode(u.username())?;
+        let password = decode(u.password().unwrap_or(""))?;
+        // RFC 1929: each 1 to 255 bytes.
+        if !(1..=255).contains(&username.len()) || !(1..=255).contains(&password.len()) {
+            return Err(bad(
+                "a SOCKS5 username and password are each 1 to 255 bytes: write socks5h://USER:PASS@HOST:PORT, or leave both out to get fresh ones for every command".into(),
+            ));
+        }
+        SocksAuth {
+            username,
+            password,
+            given: true,
+        }
+    };
+    // Credentials never travel in the URL given to reqwest: they are set apart, per client.
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    Ok(Socks {
+        host,
+        port,
+        remote_dns,
+        url: u.to_string(),
+        auth,
+    })
+}
+
+/// `p` with any `USER:PASS@` replaced by `…@`, for messages: the user's proxy password is not
+/// printed back.
+fn without_credentials(p: &str) -> String {
+    let start = p.find("://").map_or(0, |i| i + 3);
+    let authority_end = p[start..]
+        .find(['/', '?', '#'])
+        .map_or(p.len(), |i| start + i);
+    match p[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…{}", &p[..start], &p[start + at..]),
+        None => p.to_string(),
+    }
+}
+
+/// The HTTP client of one [`LedgerClient`]: its TLS configuration, and through the proxy with
+/// its credentials.
+fn http_client(
+    tls: &Arc<rustls::ClientConfig>,
+    socks: Option<&Socks>,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<reqwest::Client, LedgerError> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .user_agent("deaddrop")
+        .http1_only()
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(tls));
+    if let Some(s) = socks {
+        let proxy = reqwest::Proxy::all(&s.url)
+            .map_err(|e| LedgerError::BadProxy {
+                proxy: s.url.clone(),
+                detail: e.to_string(),
+            })?
+            .basic_auth(&s.auth.username, &s.auth.password);
+        b = b.proxy(proxy);
+    }
+    b.build().map_err(|e| LedgerError::Setup(e.to_string()))
 }
 
 /// Runs `attempt` until it succeeds, fails with an error `is_transient` refuses, or `backoff`
@@ -461,5 +668,73 @@ where
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_proxy_password_is_not_printed_back() {
+        assert_eq!(
+            without_credentials("socks5h://alice:s3cret@127.0.0.1:9050"),
+            "socks5h://…@127.0.0.1:9050"
+        );
+        assert_eq!(
+            without_credentials("socks5h://127.0.0.1:9050"),
+            "socks5h://127.0.0.1:9050"
+        );
+        assert_eq!(
+            without_credentials("socks5h://127.0.0.1:9050/x?y@z"),
+            "socks5h://127.0.0.1:9050/x?y@z"
+        );
+        let e = parse_proxy("socks4://alice:s3cret@127.0.0.1:9050").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        let e = parse_proxy("socks5h://alice@127.0.0.1:9050").unwrap_err();
+        assert!(!e.to_string().contains("alice"), "{e}");
+    }
+
+    #[test]
+    fn credentials_in_the_proxy_url_are_the_users_and_others_are_fresh() {
+        let given = parse_proxy("socks5h://al%40ice:pa%3Ass@127.0.0.1:9050").unwrap();
+        assert!(given.auth.given);
+        assert_eq!(given.auth.username, "al@ice");
+        assert_eq!(given.auth.password, "pa:ss");
+        assert_eq!(given.url, "socks5h://127.0.0.1:9050");
+        assert!(!format!("{given:?}").contains("pa:ss"));
+        let one = parse_proxy("socks5h://127.0.0.1:9050").unwrap();
+        let two = parse_proxy("socks5h://127.0.0.1:9050").unwrap();
+        assert!(!one.auth.given);
+        assert_eq!(one.auth.username.len(), 32);
+        assert_ne!(one.auth.username, two.auth.username);
+        assert_ne!(one.auth.password, two.auth.password);
+    }
+
+    #[test]
+    fn an_isolated_client_has_new_credentials_unless_the_user_gave_some() {
+        let with = |proxy: &str| {
+            LedgerClient::new(
+                "http://127.0.0.1:8470",
+                &ClientOptions {
+                    proxy: Some(proxy.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let auth = |c: &LedgerClient| {
+            let a = &c.socks.as_ref().unwrap().auth;
+            (a.username.clone(), a.password.clone())
+        };
+        let command = with("socks5h://127.0.0.1:9050");
+        let part = command.isolated().unwrap();
+        assert_ne!(auth(&command), auth(&part));
+        assert_eq!(auth(&command), auth(&command.clone()));
+        assert!(!Arc::ptr_eq(&command.tls, &part.tls));
+        let mine = with("socks5h://me:pw@127.0.0.1:9050");
+        assert_eq!(auth(&mine.isolated().unwrap()), ("me".into(), "pw".into()));
     }
 }

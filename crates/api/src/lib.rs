@@ -10,7 +10,8 @@
 //! - [`problem`]: RFC 9457 problem documents and the [`ProblemKind`] of every error;
 //! - [`retry`]: the one backoff schedule every retry loop uses;
 //! - `client` (feature `client`, on by default): [`LedgerClient`], the typed client with
-//!   SOCKS5 support.
+//!   SOCKS5 support and stream isolation, and `tls`, its one TLS configuration for HTTP and
+//!   WebSocket.
 //!
 //! It depends only on `deaddrop-proto` (for the protocol version); entries are opaque bytes here.
 #![forbid(unsafe_code)]
@@ -24,6 +25,8 @@ pub mod id;
 pub mod path;
 pub mod problem;
 pub mod retry;
+#[cfg(feature = "client")]
+mod tls;
 
 pub use body::{Accepted, Info, StreamHello, CLOSE_LAGGED, PROTOCOL};
 #[cfg(feature = "client")]

@@ -17,8 +17,8 @@ use deaddrop_client::output::{
     InboxKind, InboxRowJson, InitJson, LockJson, MessageJson, PassphraseJson, RejectJson,
     RequestJson, RotateJson, SendJson, SyncJson, UnlockJson, WatchEventJson,
 };
-use deaddrop_client::LedgerClient;
 use deaddrop_client::{ClientError, Direction, RequestId};
+use deaddrop_client::{ClientOptions, LedgerClient};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{CheckKey, CheckString, ContactCard, Identity, Suite};
 use serde::Serialize;
@@ -41,7 +41,10 @@ pub struct ClientOpts {
         default_value = "http://127.0.0.1:8470"
     )]
     pub ledger: String,
-    /// A SOCKS5 proxy for every network call, e.g. socks5h://127.0.0.1:9050 for Tor.
+    /// A SOCKS5 proxy for every network call, e.g. socks5h://127.0.0.1:9050 for Tor. Each
+    /// command, and each part of a message `send` posts, authenticates with random credentials
+    /// of its own, so Tor (IsolateSOCKSAuth, its default) gives each its own circuit; with
+    /// socks5h://USER:PASS@HOST:PORT every connection uses yours instead.
     #[arg(long, global = true, env = "DEADDROP_PROXY")]
     pub proxy: Option<String>,
     /// Read the passphrase from the first line of FILE (keep it readable by you alone).
@@ -55,6 +58,24 @@ pub struct ClientOpts {
         conflicts_with = "passphrase_file"
     )]
     pub passphrase_fd: Option<u32>,
+    /// Also trust the certificate authorities in this PEM file for an https:// ledger (one whose
+    /// certificate comes from a private CA). Without it, the built-in web roots only.
+    #[arg(long, global = true, env = "DEADDROP_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ClientOpts {
+    /// The command's client of the ledger: its SOCKS credentials and TLS settings.
+    fn ledger_client(&self) -> Result<LedgerClient, ClientError> {
+        deaddrop_client::connect_with(
+            &self.ledger,
+            &ClientOptions {
+                proxy: self.proxy.clone(),
+                ca_file: self.ca_file.clone(),
+                ..Default::default()
+            },
+        )
+    }
 }
 
 /// `deaddrop contact ...`.
@@ -462,7 +483,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             } else {
                 text
             };
-            let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
+            let ledger = opts.ledger_client()?;
             let report = runtime()?.block_on(ops::send(&mut db, &ledger, &name, &text))?;
             if json {
                 print_json(&SendJson {
@@ -485,7 +506,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         }
         UserCmd::Sync => {
             let me = unlock(&db, &mut secrets)?;
-            let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
+            let ledger = opts.ledger_client()?;
             let r = runtime()?.block_on(ops::sync(&mut db, &ledger, &me, |_| {}))?;
             if let Some((a, b)) = r.gap {
                 eprintln!("warning: entries {a} to {b} expired on the ledger before this client read them; messages in them are lost. Sync more often than the ledger's lifetime (`curl {}{}`).", ledger.url(), deaddrop_client::api::path::INFO);
@@ -650,7 +671,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         }
         UserCmd::Watch => {
             let me = Arc::new(unlock(&db, &mut secrets)?);
-            let ledger = deaddrop_client::connect(&opts.ledger, opts.proxy.as_deref())?;
+            let ledger = opts.ledger_client()?;
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
             };

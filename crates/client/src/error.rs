@@ -137,6 +137,8 @@ impl ClientError {
             ClientError::Ledger(e) => match e {
                 LedgerError::BadUrl { .. } => "check --ledger (or DEADDROP_LEDGER)".into(),
                 LedgerError::BadProxy { .. } => "check --proxy: socks5h://HOST:PORT, e.g. socks5h://127.0.0.1:9050 for Tor".into(),
+                LedgerError::BadCaFile { .. } => "check --ca-file (or DEADDROP_CA_FILE): a PEM file with the certificate (`-----BEGIN CERTIFICATE-----`) of the authority that signed your ledger's certificate".into(),
+                LedgerError::Certificate { .. } => "if your ledger's certificate comes from a private certificate authority, give that authority's certificate with --ca-file PATH (or DEADDROP_CA_FILE); otherwise check --ledger: whoever answered there is not the ledger you meant".into(),
                 LedgerError::Unreachable { .. } => "is `deaddrop serve` running there? Check --ledger (or DEADDROP_LEDGER) and --proxy".into(),
                 LedgerError::Refused { problem, .. } if problem.kind.is_transient() => "the ledger is busy; try again in a little while".into(),
                 LedgerError::Refused { .. } => "this is probably a bug or a ledger of another version; see the detail above".into(),

@@ -21,16 +21,25 @@ pub mod ops;
 pub mod output;
 pub mod scan;
 
-pub use deaddrop_api::LedgerClient;
+pub use deaddrop_api::{ClientOptions, LedgerClient};
 pub use error::ClientError;
 pub use ids::{Direction, RequestId};
 
 /// A client of the ledger at `url` (`http://host:port`), through `proxy` if one is given
 /// (`socks5h://` resolves names at the proxy, as Tor needs; `socks5://` locally).
 pub fn connect(url: &str, proxy: Option<&str>) -> Result<LedgerClient, ClientError> {
-    let options = deaddrop_api::ClientOptions {
-        proxy: proxy.map(str::to_string),
-        ..Default::default()
-    };
-    Ok(LedgerClient::new(url, &options)?)
+    connect_with(
+        url,
+        &ClientOptions {
+            proxy: proxy.map(str::to_string),
+            ..Default::default()
+        },
+    )
+}
+
+/// A client of the ledger at `url` with all of [`ClientOptions`] (a proxy, extra certificate
+/// authorities). One per command: it carries the command's SOCKS credentials, so Tor gives the
+/// command circuits of its own (see [`deaddrop_api::client`]).
+pub fn connect_with(url: &str, options: &ClientOptions) -> Result<LedgerClient, ClientError> {
+    Ok(LedgerClient::new(url, options)?)
 }

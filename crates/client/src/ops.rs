@@ -179,6 +179,10 @@ fn stamp_all(entries: &mut [Entry], bits: u8) -> Result<(), ClientError> {
 /// Appends every pending outbox part, retrying a ledger that is down or busy for
 /// [`SEND_PATIENCE`]. The same bytes are re-sent, so a retry can at worst store a duplicate
 /// entry, which the receiver recognises by its message id; it never makes a second message.
+///
+/// Each part goes out through a client of its own ([`LedgerClient::isolated`]): through Tor,
+/// its own circuit, so the exit and the ledger cannot tell that the parts belong together
+/// (nor to the command's other requests).
 pub async fn flush_outbox(
     db: &mut Db,
     ledger: &LedgerClient,
@@ -193,6 +197,7 @@ pub async fn flush_outbox(
     stamp_all(&mut entries, bits)?;
     let mut ids = Vec::with_capacity(entries.len());
     for (item, entry) in pending.iter().zip(entries.iter_mut()) {
+        let ledger = ledger.isolated()?;
         let mut backoff = send_backoff(SEND_PATIENCE);
         loop {
             match ledger.append(entry.as_bytes().to_vec()).await {
@@ -205,7 +210,7 @@ pub async fn flush_outbox(
                     if e.problem() == Some(&ProblemKind::PowInsufficient)
                         && !backoff.exhausted() =>
                 {
-                    bits = check_ledger_patiently(ledger, suite).await?.pow_bits;
+                    bits = check_ledger_patiently(&ledger, suite).await?.pow_bits;
                     stamp_all(std::slice::from_mut(entry), bits)?;
                 }
                 Err(e) if e.is_transient() => {

@@ -184,6 +184,8 @@ pub struct Person {
     pub ledger: String,
     /// `--proxy`, if any.
     pub proxy: Option<String>,
+    /// `--ca-file`, if any.
+    pub ca_file: Option<PathBuf>,
     /// `DEADDROP_PASSPHRASE`, if any ([`PASSPHRASE`] unless changed).
     pub passphrase: Option<String>,
     _dir: tempfile::TempDir,
@@ -200,12 +202,14 @@ impl Person {
             home: dir.path().join("home"),
             ledger: ledger.to_string(),
             proxy: None,
+            ca_file: None,
             passphrase: Some(PASSPHRASE.to_string()),
             _dir: dir,
         }
     }
 
-    /// `deaddrop --home H --ledger L [--proxy P] ARGS`, with the passphrase in the environment.
+    /// `deaddrop --home H --ledger L [--proxy P] [--ca-file F] ARGS`, with the passphrase in the
+    /// environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = self.bin.command();
         cmd.arg("--home")
@@ -214,6 +218,9 @@ impl Person {
             .arg(&self.ledger);
         if let Some(p) = &self.proxy {
             cmd.arg("--proxy").arg(p);
+        }
+        if let Some(f) = &self.ca_file {
+            cmd.arg("--ca-file").arg(f);
         }
         if let Some(p) = &self.passphrase {
             cmd.env("DEADDROP_PASSPHRASE", p);

@@ -10,7 +10,9 @@
 //! - [`cli`]: a home per person, the client commands with `--json` read back as the structs of
 //!   [`deaddrop_client::output`], a follower of `deaddrop --json watch`.
 //! - [`nats`]: finding (or installing) a current `nats-server` and running it with JetStream.
-//! - [`socks5`]: a SOCKS5 proxy that records where it was asked to connect.
+//! - [`socks5`]: a SOCKS5 proxy that records every connection it was asked for: where to, the
+//!   SOCKS credentials, and the first bytes sent through it.
+//! - [`tls`]: a private certificate authority and a TLS endpoint in front of a ledger.
 //! - [`wait`]: waiting on a condition with a timeout, never a fixed sleep.
 //!
 //! The binary under test is named by the test ([`Deaddrop::new`] with
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod nats;
 pub mod serve;
 pub mod socks5;
+pub mod tls;
 pub mod wait;
 
 use std::path::Path;
@@ -35,6 +38,7 @@ pub use api::{expect_problem, Api, Page, Rec, Subscriber};
 pub use cli::{Out, Person, Watcher};
 pub use nats::Nats;
 pub use serve::{Serve, ServeBuilder};
+pub use tls::TlsFront;
 pub use wait::{wait_for, wait_until, wait_until_blocking};
 
 /// How long a condition in these tests may take to come true, a process to start or stop, or

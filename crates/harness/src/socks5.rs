@@ -1,6 +1,8 @@
-//! A SOCKS5 proxy for tests of `--proxy` (RFC 1928: no authentication, CONNECT only, IPv4,
-//! IPv6 and domain targets) that records every target it is asked for, can refuse on demand, and
-//! resolves names of its own, as Tor resolves `.onion` names no one else can.
+//! A SOCKS5 proxy for tests of `--proxy` (RFC 1928: CONNECT only, IPv4, IPv6 and domain
+//! targets; no authentication or RFC 1929 username/password, whichever the client offers) that
+//! records every connection it is asked for (target, credentials, the first bytes the client sent
+//! through it), can refuse on demand, and resolves names of its own, as Tor resolves `.onion`
+//! names no one else can.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -17,13 +19,51 @@ pub enum Target {
     Ip(SocketAddr),
 }
 
-/// A SOCKS5 proxy (RFC 1928: no authentication, CONNECT only, IPv4, IPv6 and domain targets)
-/// on `127.0.0.1:0`, with names of its own it resolves (as Tor resolves `.onion` names no one
-/// else can), recording every connection it makes.
+/// RFC 1929 username and password, as a client sent them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Credentials {
+    /// UNAME.
+    pub username: String,
+    /// PASSWD.
+    pub password: String,
+}
+
+/// How many of the bytes a client sends through one connection are kept ([`Session::sent`]).
+pub const SENT_KEPT: usize = 256 * 1024;
+
+/// One connection a client asked the proxy for.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Where to.
+    pub target: Target,
+    /// The username and password it authenticated with, if it chose RFC 1929 (Tor isolates
+    /// streams by these, `IsolateSOCKSAuth`).
+    pub credentials: Option<Credentials>,
+    /// The first [`SENT_KEPT`] bytes it sent to the target through the proxy (after the SOCKS
+    /// exchange), as they went: cleartext HTTP shows here, TLS does not.
+    pub sent: Vec<u8>,
+}
+
+impl Session {
+    /// How many times `needle` occurs in [`Session::sent`].
+    pub fn count_sent(&self, needle: &[u8]) -> usize {
+        if needle.is_empty() {
+            return 0;
+        }
+        self.sent
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count()
+    }
+}
+
+/// A SOCKS5 proxy (RFC 1928: CONNECT only, IPv4, IPv6 and domain targets; no authentication or
+/// RFC 1929 username/password) on `127.0.0.1:0`, with names of its own it resolves (as Tor
+/// resolves `.onion` names no one else can), recording every connection it makes.
 pub struct Socks5 {
     /// Where it listens on 127.0.0.1.
     pub port: u16,
-    seen: Arc<Mutex<Vec<Target>>>,
+    seen: Arc<Mutex<Vec<Session>>>,
     accepted: Arc<AtomicUsize>,
     refusing: Arc<AtomicBool>,
     refused: Arc<AtomicUsize>,
@@ -106,6 +146,11 @@ impl Socks5 {
 
     /// Every CONNECT target asked for so far.
     pub fn targets(&self) -> Vec<Target> {
+        self.sessions().into_iter().map(|s| s.target).collect()
+    }
+
+    /// Every connection asked for so far, in order, with what was sent through it until now.
+    pub fn sessions(&self) -> Vec<Session> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -125,7 +170,7 @@ impl Drop for Socks5 {
 
 struct Rules {
     names: Arc<HashMap<String, IpAddr>>,
-    seen: Arc<Mutex<Vec<Target>>>,
+    seen: Arc<Mutex<Vec<Session>>>,
     refusing: Arc<AtomicBool>,
     refused: Arc<AtomicUsize>,
 }
@@ -141,11 +186,34 @@ async fn socks5_session(mut conn: tokio::net::TcpStream, rules: &Rules) -> std::
     }
     let mut methods = vec![0u8; usize::from(head[1])];
     conn.read_exact(&mut methods).await?;
-    if !methods.contains(&0) {
+    // Username/password when offered, as Tor does; else none.
+    let credentials = if methods.contains(&2) {
+        conn.write_all(&[5, 2]).await?;
+        // RFC 1929: VER(1) ULEN UNAME PLEN PASSWD.
+        let mut ver_len = [0u8; 2];
+        conn.read_exact(&mut ver_len).await?;
+        if ver_len[0] != 1 {
+            conn.write_all(&[1, 1]).await?;
+            return Err(bad("not RFC 1929"));
+        }
+        let mut username = vec![0u8; usize::from(ver_len[1])];
+        conn.read_exact(&mut username).await?;
+        let mut plen = [0u8; 1];
+        conn.read_exact(&mut plen).await?;
+        let mut password = vec![0u8; usize::from(plen[0])];
+        conn.read_exact(&mut password).await?;
+        conn.write_all(&[1, 0]).await?;
+        Some(Credentials {
+            username: String::from_utf8_lossy(&username).into_owned(),
+            password: String::from_utf8_lossy(&password).into_owned(),
+        })
+    } else if methods.contains(&0) {
+        conn.write_all(&[5, 0]).await?;
+        None
+    } else {
         conn.write_all(&[5, 0xff]).await?;
         return Err(bad("no acceptable method"));
-    }
-    conn.write_all(&[5, 0]).await?;
+    };
     // Request: VER CMD RSV ATYP DST.ADDR DST.PORT
     let mut req = [0u8; 4];
     conn.read_exact(&mut req).await?;
@@ -188,11 +256,15 @@ async fn socks5_session(mut conn: tokio::net::TcpStream, rules: &Rules) -> std::
             return Err(bad("unknown address type"));
         }
     };
-    rules
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(target.clone());
+    let index = {
+        let mut seen = rules.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.push(Session {
+            target: target.clone(),
+            credentials,
+            sent: Vec::new(),
+        });
+        seen.len() - 1
+    };
     if rules.refusing.load(Ordering::SeqCst) {
         rules.refused.fetch_add(1, Ordering::SeqCst);
         conn.write_all(&reply(2)).await?;
@@ -208,11 +280,33 @@ async fn socks5_session(mut conn: tokio::net::TcpStream, rules: &Rules) -> std::
             },
         },
     };
-    let Ok(mut upstream) = tokio::net::TcpStream::connect(&addrs[..]).await else {
+    let Ok(upstream) = tokio::net::TcpStream::connect(&addrs[..]).await else {
         conn.write_all(&reply(4)).await?;
         return Err(bad("target unreachable"));
     };
     conn.write_all(&reply(0)).await?;
-    tokio::io::copy_bidirectional(&mut conn, &mut upstream).await?;
+    let (mut from_client, mut to_client) = conn.into_split();
+    let (mut from_target, mut to_target) = upstream.into_split();
+    let outbound = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = from_client.read(&mut buf).await?;
+            if n == 0 {
+                return to_target.shutdown().await;
+            }
+            {
+                let mut seen = rules.seen.lock().unwrap_or_else(|e| e.into_inner());
+                let sent = &mut seen[index].sent;
+                let keep = n.min(SENT_KEPT.saturating_sub(sent.len()));
+                sent.extend_from_slice(&buf[..keep]);
+            }
+            to_target.write_all(&buf[..n]).await?;
+        }
+    };
+    let inbound = async {
+        tokio::io::copy(&mut from_target, &mut to_client).await?;
+        to_client.shutdown().await
+    };
+    tokio::try_join!(outbound, inbound)?;
     Ok(())
 }

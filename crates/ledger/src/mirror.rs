@@ -68,9 +68,9 @@ impl Upstream {
         let client = LedgerClient::new(
             url,
             &ClientOptions {
-                proxy: None,
                 connect_timeout: Duration::from_secs(5),
                 timeout: Duration::from_secs(60),
+                ..ClientOptions::default()
             },
         )?;
         Ok(Upstream {

@@ -122,13 +122,11 @@ INSERT INTO introductions (fingerprint, reply_key, check_string, last_id)
     SELECT r.fingerprint, r.reply_key, r.check_string, 0 FROM requests r
     WHERE r.status = 'pending'
       AND NOT EXISTS (SELECT 1 FROM introductions i WHERE i.fingerprint = r.fingerprint);
--- Message ids seen per sender, kept across contact removal for a ledger lifetime and more
--- (peers.rs), so replays stay duplicates.
+-- Message ids seen per sender (a digest of both, and the day), kept across contact removal for
+-- a ledger lifetime and more (peers.rs), so replays stay duplicates.
 CREATE TABLE IF NOT EXISTS seen_messages (
-    sender_fp BLOB NOT NULL,
-    message_id BLOB NOT NULL,
-    time_ms INTEGER NOT NULL,
-    PRIMARY KEY (sender_fp, message_id)
+    digest BLOB PRIMARY KEY,
+    day INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- Which of my check strings each contact last used in a verified entry (peers.rs).
 CREATE TABLE IF NOT EXISTS check_acks (

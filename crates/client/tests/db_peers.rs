@@ -14,6 +14,9 @@ use deaddrop_proto::{open, seal, CheckKey, CheckString, ContactCard, Entry, Iden
 use deaddrop_proto::{Opened, PairKeys, RejectReason};
 
 const LEDGER: &str = "http://ledger.test:8470";
+const DAY_MS: u64 = 24 * 3600 * 1000;
+/// A ledger time well after the epoch, at the start of a day.
+const T: u64 = 20_000 * DAY_MS;
 
 struct Home(PathBuf);
 
@@ -314,13 +317,13 @@ fn seen_ids_outlive_a_removed_contact_until_they_expire() {
         &reply,
         Some(&sender.card.checks()[0]),
         "once",
-        5,
+        T - 5,
     );
-    assert_eq!(apply(&mut db, &me, 1, 1000, &e).messages, 1);
+    assert_eq!(apply(&mut db, &me, 1, T, &e).messages, 1);
 
     db.remove_contact("sender").unwrap();
     db.add_contact("sender", &sender.card, &issued, 1).unwrap();
-    let s = apply(&mut db, &me, 2, 2000, &e);
+    let s = apply(&mut db, &me, 2, T + 1000, &e);
     assert_eq!((s.messages, s.duplicates), (0, 1), "{s:?}");
     assert!(db.conversation("sender").unwrap().is_empty());
 
@@ -333,21 +336,21 @@ fn seen_ids_outlive_a_removed_contact_until_they_expire() {
         &reply,
         Some(&stranger.card.checks()[0]),
         "hello",
-        5,
+        T - 5,
     );
-    assert_eq!(apply(&mut db, &me, 3, 1000, &q).requests, 1);
+    assert_eq!(apply(&mut db, &me, 3, T, &q).requests, 1);
     let id = db.requests().unwrap()[0].id;
     db.reject_request(id).unwrap();
     db.add_contact("stranger", &stranger.card, &issued, 1)
         .unwrap();
-    let s = apply(&mut db, &me, 4, 2000, &q);
+    let s = apply(&mut db, &me, 4, T + 1000, &q);
     assert_eq!((s.messages, s.duplicates), (0, 1), "{s:?}");
 
     // Past the retention the ids are forgotten (sync does this with the ledger's lifetime).
-    assert_eq!(db.forget_seen_before(1001).unwrap(), 2);
+    assert_eq!(db.forget_seen_before(T + DAY_MS).unwrap(), 2);
     db.remove_contact("sender").unwrap();
     db.add_contact("sender", &sender.card, &issued, 1).unwrap();
-    let s = apply(&mut db, &me, 5, 3000, &e);
+    let s = apply(&mut db, &me, 5, T + 2 * DAY_MS, &e);
     assert_eq!(s.messages, 1, "{s:?}");
 }
 

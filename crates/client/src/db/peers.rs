@@ -7,8 +7,9 @@
 //!   dropped first. A contact made from them is sealed to once per introduction, each copy to
 //!   the real address, so only its owner opens any; the first verified answer names the
 //!   introduction it answered (each copy issues its own key) and the others are dropped.
-//! - **Seen message ids** per sender, kept when a contact is removed, so a replay of its old
-//!   entries after it is added again is a duplicate, not a new message.
+//! - **Seen message ids** per sender, kept when a contact is removed (as a digest with the day,
+//!   not the fingerprint), so a replay of its old entries after it is added again is a
+//!   duplicate, not a new message.
 //! - **Check-string acknowledgements**: which of my check strings each contact last used in a
 //!   verified entry. Until a contact uses my newest, my messages to it carry my check string
 //!   (`INTRO`), so a rotation reaches contacts without a new card.
@@ -257,6 +258,38 @@ pub(super) fn before_rotation(tx: &Transaction<'_>) -> Result<(), ClientError> {
     Ok(())
 }
 
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// What is kept of a message seen: a digest of its sender and id, not the two (a removed
+/// conversation leaves no fingerprint behind; whoever can test a guess needs the message id,
+/// which only the sealed entries hold), and the day of its ledger time.
+fn seen_digest(sender: &[u8], message_id: &[u8]) -> [u8; 16] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"deaddrop client seen message");
+    ctx.update(sender);
+    ctx.update(message_id);
+    let d = ctx.finish();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d.as_ref()[..16]);
+    out
+}
+
+fn insert_seen(
+    tx: &Transaction<'_>,
+    sender: &[u8],
+    message_id: &[u8],
+    time_ms: u64,
+) -> Result<(), ClientError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO seen_messages (digest, day) VALUES (?1, ?2)",
+        params![
+            &seen_digest(sender, message_id)[..],
+            (time_ms / DAY_MS) as i64
+        ],
+    )?;
+    Ok(())
+}
+
 /// Remembers the ids of the incoming messages `which` selects (an SQL condition on `messages`
 /// with `?1` bound to `arg`) before they are deleted.
 pub(super) fn remember_seen(
@@ -264,13 +297,16 @@ pub(super) fn remember_seen(
     which: &str,
     arg: &dyn rusqlite::ToSql,
 ) -> Result<(), ClientError> {
-    tx.execute(
-        &format!(
-            "INSERT OR IGNORE INTO seen_messages (sender_fp, message_id, time_ms)
-             SELECT sender_fp, message_id, time_ms FROM messages WHERE direction = 'in' AND {which}"
-        ),
-        [arg],
-    )?;
+    let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = {
+        let mut st = tx.prepare(&format!(
+            "SELECT sender_fp, message_id, time_ms FROM messages WHERE direction = 'in' AND {which}"
+        ))?;
+        let rows = st.query_map([arg], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (sender, id, time) in rows {
+        insert_seen(tx, &sender, &id, time.max(0) as u64)?;
+    }
     Ok(())
 }
 
@@ -282,8 +318,8 @@ pub(super) fn seen(
 ) -> Result<bool, ClientError> {
     Ok(tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM messages WHERE direction = 'in' AND sender_fp = ?1 AND message_id = ?2)
-             OR EXISTS (SELECT 1 FROM seen_messages WHERE sender_fp = ?1 AND message_id = ?2)",
-        params![&sender.0[..], message_id],
+             OR EXISTS (SELECT 1 FROM seen_messages WHERE digest = ?3)",
+        params![&sender.0[..], message_id, &seen_digest(&sender.0, message_id)[..]],
         |r| r.get(0),
     )?)
 }
@@ -295,11 +331,7 @@ pub(super) fn mark_seen(
     message_id: &[u8],
     time_ms: u64,
 ) -> Result<(), ClientError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO seen_messages (sender_fp, message_id, time_ms) VALUES (?1, ?2, ?3)",
-        params![&sender.0[..], message_id, time_ms as i64],
-    )?;
-    Ok(())
+    insert_seen(tx, &sender.0, message_id, time_ms)
 }
 
 /// One copy of a message to a contact: the card to seal to and the keys to use.
@@ -420,11 +452,12 @@ impl Db {
         Ok((self.contact(&name)?, changed))
     }
 
-    /// Forgets the message ids seen before `cutoff_ms` (ledger time); returns how many.
+    /// Forgets the message ids seen on days (of ledger time) wholly before `cutoff_ms`;
+    /// returns how many.
     pub fn forget_seen_before(&self, cutoff_ms: u64) -> Result<u64, ClientError> {
         Ok(self.conn.execute(
-            "DELETE FROM seen_messages WHERE time_ms < ?1",
-            [cutoff_ms as i64],
+            "DELETE FROM seen_messages WHERE day < ?1",
+            [(cutoff_ms / DAY_MS) as i64],
         )? as u64)
     }
 }

@@ -585,7 +585,7 @@ impl Db {
             |r| r.get(0),
         )?;
         let reply = if pending {
-            peers::adopt_introductions(&tx, &fp)?
+            peers::adopt_introductions(&tx, &fp)?.map(|k| zeroize::Zeroizing::new(k.export_bytes()))
         } else {
             None
         };
@@ -595,7 +595,7 @@ impl Db {
         )?;
         tx.execute(
             "INSERT INTO contacts (name, fingerprint, card, issued_key, their_key, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![name, &fp.0[..], card.to_text(), &issued.export_bytes()[..], reply.map(|k| k.export_bytes().to_vec()), now_ms as i64],
+            params![name, &fp.0[..], card.to_text(), &issued.export_bytes()[..], reply.as_ref().map(|k| &k[..]), now_ms as i64],
         )?;
         let id = tx.last_insert_rowid();
         adopt_requests(&tx, id, &fp)?;

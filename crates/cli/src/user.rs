@@ -14,8 +14,8 @@ use deaddrop_client::keystore::{self, Passphrase};
 use deaddrop_client::ops::{self, now_ms, WatchEvent};
 use deaddrop_client::output::{
     AcceptJson, CardJson, ContactAddedJson, ContactJson, ContactRemovedJson, ContactShowJson,
-    InboxKind, InboxRowJson, InitJson, LockJson, MessageJson, PassphraseJson, RejectJson,
-    RequestJson, RotateJson, SendJson, SyncJson, UnlockJson, WatchEventJson,
+    ContactUpdatedJson, InboxKind, InboxRowJson, InitJson, LockJson, MessageJson, PassphraseJson,
+    RejectJson, RequestJson, RotateJson, SendJson, SyncJson, UnlockJson, WatchEventJson,
 };
 use deaddrop_client::{ClientError, Direction, RequestId};
 use deaddrop_client::{ClientOptions, LedgerClient};
@@ -88,6 +88,12 @@ pub enum ContactCmd {
         /// The name you will use for them.
         #[arg(long)]
         name: String,
+    },
+    /// Take a newer card of a contact (same address, e.g. a new check string), given out of
+    /// band. Keys and conversation stay.
+    Update {
+        /// Their new card (`deaddrop-card-v1:...`).
+        card: String,
     },
     /// List your contacts.
     List,
@@ -487,6 +493,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             let report = runtime()?.block_on(ops::send(&mut db, &ledger, &name, &text))?;
             if json {
                 print_json(&SendJson {
+                    copies: report.copies,
                     message_id: report.message_id,
                     parts: report.parts,
                     ids: report.ids,
@@ -502,6 +509,13 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     display::line(&name),
                     report.parts
                 );
+                if report.copies > 1 {
+                    println!(
+                        "  {} different first messages claimed their address: a copy went to each, all to their \
+                         address, so only its owner reads one; their answer will tell which was theirs",
+                        report.copies
+                    );
+                }
             }
         }
         UserCmd::Sync => {
@@ -517,6 +531,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     messages: r.messages,
                     requests: r.requests,
                     rejected: r.rejected,
+                    rejected_check_string: r.rejected_check_string,
                     gap: r.gap.map(|(a, b)| [a, b]),
                     duplicates: r.duplicates,
                     last_id: r.last_id,
@@ -526,6 +541,13 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     "Scanned {} entries: {} new message(s), {} request(s), {} rejected",
                     r.scanned, r.messages, r.requests, r.rejected
                 );
+                if r.rejected_check_string > 0 {
+                    println!(
+                        "  {} of them carried a check string you no longer accept: someone with an old card of \
+                         yours (or only your address). Give your contacts your current card (`deaddrop card`).",
+                        r.rejected_check_string
+                    );
+                }
                 for m in &r.new {
                     println!("  {}", message_line(m));
                 }
@@ -625,8 +647,10 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     .map(|q| RequestJson {
                         id: q.id,
                         fingerprint: q.fingerprint.short(),
+                        introductions: q.introductions,
                         text: q.text.clone(),
                         time: q.time_ms,
+                        unverified: true,
                     })
                     .collect();
                 print_json(&arr)?;
@@ -635,8 +659,16 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     println!("No pending requests.");
                 }
                 for q in reqs {
+                    let claims = if q.introductions > 1 {
+                        format!(
+                            "; {} different senders claim this address, accepting writes to each until one answers",
+                            q.introductions
+                        )
+                    } else {
+                        String::new()
+                    };
                     println!(
-                        "#{}  from {}, not a contact  [{}]: {}",
+                        "#{}  from {}, not a contact, unverified: anyone who knows this address could have sent it{claims}  [{}]: {}",
                         q.id,
                         q.fingerprint.short(),
                         time_text(q.time_ms),
@@ -696,7 +728,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     card: card.to_text(),
                 })?;
             } else {
-                println!("New check string. Your previous card stays valid for 7 more days; hand out this one:");
+                println!("New check string. Your previous card stays valid for 7 more days. Your contacts learn the new one with your next message to each; hand this card to anyone else:");
                 println!("{}", card.to_text());
             }
         }
@@ -759,6 +791,25 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                 println!("Added {name} ({fp}). Compare this fingerprint with them in person: `deaddrop contact show {name}`");
             }
         }
+        ContactCmd::Update { card } => {
+            let card = ContactCard::parse(&card).map_err(|e| ClientError::Card(e.to_string()))?;
+            let (c, changed) = db.update_contact_card(&card)?;
+            let fp = c.card.address().fingerprint().short();
+            if json {
+                print_json(&ContactUpdatedJson {
+                    changed,
+                    fingerprint: fp,
+                    name: c.name,
+                })?;
+            } else if changed {
+                println!("Updated the card of {} ({fp}).", display::line(&c.name));
+            } else {
+                println!(
+                    "{} ({fp}) already has that card; nothing changed.",
+                    display::line(&c.name)
+                );
+            }
+        }
         ContactCmd::List => {
             let cs = db.contacts()?;
             if json {
@@ -806,11 +857,13 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
         ContactCmd::Show { name } => {
             let c = db.contact(&name)?;
             let fp = c.card.address().fingerprint();
+            let introductions = db.introductions(&c)?;
             if json {
                 print_json(&ContactShowJson {
                     name: c.name,
                     fingerprint: fp.short(),
                     fingerprint_hex: fp.to_hex(),
+                    introductions,
                     suite: c.card.address().suite().name().to_string(),
                     verified: c.confirmed,
                     card: c.card.to_text(),
@@ -829,6 +882,11 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                         "not yet verified: verified once they reply to a message of yours"
                     }
                 );
+                if introductions > 1 {
+                    println!(
+                        "  claimed by   {introductions} different first messages: yours go to each until one answers"
+                    );
+                }
                 if let Some(n) = c.card.name() {
                     println!(
                         "  card name    {}  (chosen by them: anyone can choose any name)",

@@ -13,6 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use deaddrop_proto::message::MessageId;
+use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{
     assemble, Address, CheckKey, CheckString, ContactCard, Contacts, Fingerprint, KnownSender,
     Opened, Part, RejectReason,
@@ -23,6 +24,10 @@ use crate::error::ClientError;
 use crate::home::{sync_dir, DbKey, HomeLock, KeyFile, KEY_FILE};
 use crate::keystore::{self, Passphrase};
 use crate::{Direction, RequestId};
+
+mod peers;
+
+pub use peers::{seen_retention_ms, Recipient, MAX_INTRODUCTIONS, STALE_MS};
 
 /// The database file inside a home.
 pub const DB_FILE: &str = "deaddrop.sqlite3";
@@ -103,6 +108,33 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     n INTEGER NOT NULL
 );
+-- Every distinct introduction of an address not yet confirmed (peers.rs): a pending request's
+-- (issued_key NULL), or an unconfirmed contact's besides the one its card holds (issued_key: the
+-- key we issue to that one). The `check_string` and `reply_key` of `requests` are the newest
+-- introduction's, kept for older versions of this client.
+CREATE TABLE IF NOT EXISTS introductions (
+    fingerprint BLOB NOT NULL,
+    reply_key BLOB NOT NULL,
+    check_string BLOB NOT NULL,
+    issued_key BLOB,
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (fingerprint, reply_key)
+);
+INSERT INTO introductions (fingerprint, reply_key, check_string, last_id)
+    SELECT r.fingerprint, r.reply_key, r.check_string, 0 FROM requests r
+    WHERE r.status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM introductions i WHERE i.fingerprint = r.fingerprint);
+-- Message ids seen per sender (a digest of both, and the day), kept across contact removal for
+-- a ledger lifetime and more (peers.rs), so replays stay duplicates.
+CREATE TABLE IF NOT EXISTS seen_messages (
+    digest BLOB PRIMARY KEY,
+    day INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Which of my check strings each contact last used in a verified entry (peers.rs).
+CREATE TABLE IF NOT EXISTS check_acks (
+    fingerprint BLOB PRIMARY KEY,
+    check_string BLOB NOT NULL
+);
 "#;
 
 /// The identity as stored.
@@ -174,6 +206,9 @@ pub struct RequestView {
     pub text: String,
     /// Ledger time.
     pub time_ms: u64,
+    /// How many distinct introductions claim this address (more than 1: someone else used
+    /// it too; accepting replies to each until one answers).
+    pub introductions: u64,
 }
 
 /// A message completed by a batch.
@@ -200,6 +235,9 @@ pub struct BatchStats {
     pub requests: u64,
     /// Entries for us that were rejected (bad check string, spoof, tampering).
     pub rejected: u64,
+    /// Of those, entries whose header carried a check string we do not accept (any more): a
+    /// sender with an old card of ours, or one who knows only our address.
+    pub rejected_check_string: u64,
     /// Parts or messages seen before (replays, duplicates).
     pub duplicates: u64,
     /// Parts stored while waiting for the rest of their message.
@@ -771,6 +809,7 @@ impl Db {
     /// Starts a new check string; the others stay accepted for [`CHECK_GRACE_MS`].
     pub fn rotate_check(&mut self, new: &CheckString, now_ms: u64) -> Result<(), ClientError> {
         let tx = self.conn.transaction()?;
+        peers::before_rotation(&tx)?;
         tx.execute(
             "UPDATE check_strings SET retired_ms = ?1 WHERE retired_ms IS NULL",
             params![now_ms as i64],
@@ -883,16 +922,25 @@ impl Db {
                 "you already have a contact named `{name}`"
             )));
         }
-        let reply: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT reply_key FROM requests WHERE fingerprint = ?1 AND status = 'pending'",
-                [&fp.0[..]],
-                |r| r.get(0),
-            )
-            .optional()?;
+        // A pending request's newest introduction gives the reply key; its others stay, each
+        // sealed to until an answer verifies (peers.rs).
+        let pending: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM requests WHERE fingerprint = ?1 AND status = 'pending')",
+            [&fp.0[..]],
+            |r| r.get(0),
+        )?;
+        let reply = if pending {
+            peers::adopt_introductions(&tx, &fp)?.map(|k| zeroize::Zeroizing::new(k.export_bytes()))
+        } else {
+            None
+        };
+        tx.execute(
+            "DELETE FROM introductions WHERE fingerprint = ?1 AND issued_key IS NULL",
+            [&fp.0[..]],
+        )?;
         tx.execute(
             "INSERT INTO contacts (name, fingerprint, card, issued_key, their_key, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![name, &fp.0[..], card.to_text(), &issued.export_bytes()[..], reply, now_ms as i64],
+            params![name, &fp.0[..], card.to_text(), &issued.export_bytes()[..], reply.as_ref().map(|k| &k[..]), now_ms as i64],
         )?;
         let id = tx.last_insert_rowid();
         adopt_requests(&tx, id, &fp)?;
@@ -902,13 +950,23 @@ impl Db {
 
     /// Removes a contact and its conversation.
     pub fn remove_contact(&mut self, name: &str) -> Result<(), ClientError> {
-        if self
-            .conn
-            .execute("DELETE FROM contacts WHERE name = ?1", [name])?
-            == 0
-        {
+        let tx = self.conn.transaction()?;
+        let Some((id, fp)) = tx
+            .query_row(
+                "SELECT id, fingerprint FROM contacts WHERE name = ?1",
+                [name],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?
+        else {
             return Err(ClientError::UnknownContact(name.to_string()));
-        }
+        };
+        // Their message ids outlive the conversation, so replays stay duplicates.
+        peers::remember_seen(&tx, "contact_id = ?1", &id)?;
+        tx.execute("DELETE FROM introductions WHERE fingerprint = ?1", [&fp])?;
+        tx.execute("DELETE FROM check_acks WHERE fingerprint = ?1", [&fp])?;
+        tx.execute("DELETE FROM contacts WHERE id = ?1", [id])?;
+        tx.commit()?;
         self.forget_deleted()
     }
 
@@ -928,6 +986,19 @@ impl Db {
                 c.card.address().fingerprint(),
                 (vec![c.issued_key.clone()], c.confirmed),
             );
+        }
+        // The keys issued to an unconfirmed contact's other introductions (peers.rs).
+        let mut st = self.conn.prepare(
+            "SELECT fingerprint, issued_key FROM introductions WHERE issued_key IS NOT NULL ORDER BY rowid",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        for row in rows {
+            let (fp, key) = row?;
+            if let Some((issued, _)) = book.known.get_mut(&blob_fp(fp)?) {
+                issued.push(check_key(key)?);
+            }
         }
         Ok(book)
     }
@@ -1009,17 +1080,20 @@ impl Db {
                 Opened::NotForMe => {}
                 Opened::Rejected(reason) => {
                     stats.rejected += 1;
+                    if reason == RejectReason::CheckString {
+                        stats.rejected_check_string += 1;
+                    }
                     bump(&tx, reason_name(reason))?;
                 }
                 Opened::Message(m) => {
-                    let contact: Option<(i64, bool)> = tx
+                    let contact: Option<(i64, bool, Option<Vec<u8>>)> = tx
                         .query_row(
-                            "SELECT id, confirmed FROM contacts WHERE fingerprint = ?1",
+                            "SELECT id, confirmed, their_key FROM contacts WHERE fingerprint = ?1",
                             [&m.sender.0[..]],
-                            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+                            |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0, r.get(2)?)),
                         )
                         .optional()?;
-                    let Some((cid, confirmed)) = contact else {
+                    let Some((cid, confirmed, held)) = contact else {
                         // Removed between scanning and storing: drop it like a stranger's
                         // message without an address.
                         stats.rejected += 1;
@@ -1038,17 +1112,41 @@ impl Db {
                     // one only while we have none: an entry nobody authenticated must not
                     // replace a key we already hold.
                     if m.verified {
+                        // The answer names the introduction it answered; the others go.
+                        peers::settle_introductions(&tx, cid, &m)?;
                         tx.execute(
                             "UPDATE contacts SET their_key = ?2, confirmed = 1 WHERE id = ?1",
                             params![cid, &m.reply_key.export_bytes()[..]],
                         )?;
+                        peers::record_ack(&tx, &m.sender, &m.header_check)?;
                     } else if !confirmed {
-                        tx.execute(
-                            "UPDATE contacts SET their_key = ?2 WHERE id = ?1 AND their_key IS NULL",
-                            params![cid, &m.reply_key.export_bytes()[..]],
-                        )?;
+                        match held {
+                            None => {
+                                tx.execute(
+                                    "UPDATE contacts SET their_key = ?2 WHERE id = ?1 AND their_key IS NULL",
+                                    params![cid, &m.reply_key.export_bytes()[..]],
+                                )?;
+                            }
+                            // Another introduction of this unconfirmed address: sealed to as
+                            // well until an answer settles which is genuine (PROTOCOL.md §8.5).
+                            Some(held) => {
+                                if let Some(check) = &m.sender_check {
+                                    if check_key(held)? != m.reply_key {
+                                        peers::record_introduction(
+                                            &tx,
+                                            &m.sender,
+                                            check,
+                                            &m.reply_key,
+                                            f.id,
+                                            Some(&CheckKey::generate(&mut SystemRng)),
+                                            MAX_INTRODUCTIONS - 1,
+                                        )?;
+                                    }
+                                }
+                            }
+                        }
                     }
-                    store_part(
+                    let new = store_part(
                         &tx,
                         &m.sender,
                         &m.part,
@@ -1057,6 +1155,11 @@ impl Db {
                         Some(cid),
                         &mut stats,
                     )?;
+                    // A new verified message carrying the sender's check string: it rotated
+                    // (PROTOCOL.md §8.3). Not from a duplicate: a replay must not roll it back.
+                    if let (true, true, Some(check)) = (new, m.verified, &m.sender_check) {
+                        peers::take_check_string(&tx, cid, check)?;
+                    }
                 }
                 Opened::Request(q) => {
                     let fp = q.sender.fingerprint();
@@ -1075,6 +1178,17 @@ impl Db {
                         "INSERT INTO requests (fingerprint, address, check_string, reply_key, first_ms) VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (fingerprint) DO UPDATE SET reply_key = excluded.reply_key, check_string = excluded.check_string",
                         params![&fp.0[..], q.sender.to_text(), &q.sender_check.export_bytes()[..], &q.reply_key.export_bytes()[..], f.time_ms as i64],
+                    )?;
+                    // Anyone who knows the address can introduce themselves under it: every
+                    // distinct introduction is kept (PROTOCOL.md §8.5).
+                    peers::record_introduction(
+                        &tx,
+                        &fp,
+                        &q.sender_check,
+                        &q.reply_key,
+                        f.id,
+                        None,
+                        MAX_INTRODUCTIONS,
                     )?;
                     store_part(&tx, &fp, &q.part, f.time_ms, false, None, &mut stats)?;
                 }
@@ -1135,7 +1249,9 @@ impl Db {
     /// Pending requests, oldest first.
     pub fn requests(&self) -> Result<Vec<RequestView>, ClientError> {
         let mut st = self.conn.prepare(
-            "SELECT m.id, m.request_fp, m.text, m.time_ms FROM messages m JOIN requests r ON r.fingerprint = m.request_fp
+            "SELECT m.id, m.request_fp, m.text, m.time_ms,
+                    (SELECT COUNT(*) FROM introductions i WHERE i.fingerprint = m.request_fp)
+             FROM messages m JOIN requests r ON r.fingerprint = m.request_fp
              WHERE m.contact_id IS NULL AND r.status = 'pending' ORDER BY m.time_ms, m.id",
         )?;
         let rows = st.query_map([], |r| {
@@ -1144,16 +1260,18 @@ impl Db {
                 r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, fp, text, t) = row?;
+            let (id, fp, text, t, n) = row?;
             out.push(RequestView {
                 id,
                 fingerprint: blob_fp(fp)?,
                 text,
                 time_ms: t as u64,
+                introductions: n.max(1) as u64,
             });
         }
         Ok(out)
@@ -1187,11 +1305,17 @@ impl Db {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let address = Address::parse(&address).map_err(|e| ClientError::damaged("request", e))?;
-        let check: [u8; 16] = check.try_into().map_err(|_| ClientError::Damaged {
-            what: "request",
-            detail: None,
-        })?;
-        let card = ContactCard::new(address, vec![CheckString::from_bytes(check)], None)
+        // The newest introduction's check string; add_contact keeps the others (peers.rs).
+        let check = match peers::newest_introduction(&self.conn, &fp)? {
+            Some((_, check)) => check,
+            None => {
+                CheckString::from_bytes(check.try_into().map_err(|_| ClientError::Damaged {
+                    what: "request",
+                    detail: None,
+                })?)
+            }
+        };
+        let card = ContactCard::new(address, vec![check], None)
             .map_err(|e| ClientError::damaged("request", e))?;
         let contact = self.add_contact(name, &card, issued, now_ms)?;
         self.conn
@@ -1203,6 +1327,8 @@ impl Db {
     pub fn reject_request(&mut self, id: RequestId) -> Result<(), ClientError> {
         let fp = self.request_fp(id)?;
         let tx = self.conn.transaction()?;
+        peers::remember_seen(&tx, "request_fp = ?1 AND contact_id IS NULL", &fp)?;
+        tx.execute("DELETE FROM introductions WHERE fingerprint = ?1", [&fp])?;
         tx.execute(
             "DELETE FROM messages WHERE request_fp = ?1 AND contact_id IS NULL",
             [&fp],
@@ -1244,7 +1370,8 @@ fn adopt_requests(tx: &Transaction<'_>, id: i64, fp: &Fingerprint) -> Result<(),
     Ok(())
 }
 
-/// Stores one part; completes the message when its last part arrives.
+/// Stores one part; completes the message when its last part arrives. Returns whether the part
+/// was new (not a duplicate, a replay or stale).
 fn store_part(
     tx: &Transaction<'_>,
     sender: &Fingerprint,
@@ -1253,15 +1380,18 @@ fn store_part(
     verified: bool,
     contact: Option<i64>,
     stats: &mut BatchStats,
-) -> Result<(), ClientError> {
-    let exists = tx.query_row(
-        "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND sender_fp = ?1 AND message_id = ?2",
-        params![&sender.0[..], &part.message_id.0[..]],
-        |r| r.get::<_, i64>(0),
-    )? > 0;
-    if exists {
+) -> Result<bool, ClientError> {
+    // Seen before, even in a conversation removed since: a duplicate (PROTOCOL.md §7.3).
+    if peers::seen(tx, sender, &part.message_id.0)? {
         stats.duplicates += 1;
-        return Ok(());
+        return Ok(false);
+    }
+    // Sealed so long before it reached the ledger that its id could have been forgotten: it
+    // cannot be told from a replay.
+    if time_ms.saturating_sub(part.sent_at_ms) > STALE_MS {
+        stats.rejected += 1;
+        bump(tx, "rejected-stale")?;
+        return Ok(false);
     }
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO parts (sender_fp, message_id, idx, count, text, sent_ms, time_ms, verified)
@@ -1270,7 +1400,7 @@ fn store_part(
     )?;
     if inserted == 0 {
         stats.duplicates += 1;
-        return Ok(());
+        return Ok(false);
     }
     let have: i64 = tx.query_row(
         "SELECT COUNT(*) FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3",
@@ -1279,7 +1409,7 @@ fn store_part(
     )?;
     if have < i64::from(part.count) {
         stats.partial += 1;
-        return Ok(());
+        return Ok(true);
     }
     let mut st = tx.prepare(
         "SELECT idx, text, sent_ms, time_ms, verified FROM parts WHERE sender_fp = ?1 AND message_id = ?2 AND count = ?3 ORDER BY idx",
@@ -1333,9 +1463,10 @@ fn store_part(
         "DELETE FROM parts WHERE sender_fp = ?1 AND message_id = ?2",
         params![&sender.0[..], &part.message_id.0[..]],
     )?;
+    peers::mark_seen(tx, sender, &part.message_id.0, last_time.max(time_ms))?;
     if inserted == 0 {
         stats.duplicates += 1;
-        return Ok(());
+        return Ok(false);
     }
     let id = tx.last_insert_rowid();
     let name = match contact {
@@ -1358,5 +1489,5 @@ fn store_part(
         time_ms: last_time.max(time_ms),
         verified: all_verified,
     });
-    Ok(())
+    Ok(true)
 }

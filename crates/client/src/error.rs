@@ -32,6 +32,12 @@ pub enum ClientError {
     /// A contact name or fingerprint that is already taken.
     #[error("{0}")]
     ContactExists(String),
+    /// A card whose address is none of the contacts' (`contact update`).
+    #[error("none of your contacts has the address on that card ({fingerprint})")]
+    NotAContact {
+        /// The card's fingerprint, short form.
+        fingerprint: String,
+    },
     /// A request id that is not pending.
     #[error("no pending request with id {0}")]
     UnknownRequest(crate::RequestId),
@@ -130,6 +136,7 @@ impl ClientError {
             ClientError::WrongPassphrase => "type the passphrase you chose at `deaddrop init` (or last set with `deaddrop passphrase change`); check --passphrase-file or DEADDROP_PASSPHRASE".into(),
             ClientError::UnknownContact(_) => "see `deaddrop contact list`, or add one with `deaddrop contact add CARD --name NAME`".into(),
             ClientError::ContactExists(_) => "pick another --name, or remove the old contact with `deaddrop contact remove NAME`".into(),
+            ClientError::NotAContact { .. } => "to write to someone new, add the card with `deaddrop contact add CARD --name NAME`; `contact update` takes a newer card of a contact you have".into(),
             ClientError::UnknownRequest(_) => "see `deaddrop requests` for the pending ones".into(),
             ClientError::Input(_) => "see `deaddrop help`".into(),
             ClientError::Card(_) => "ask them for their card again (`deaddrop card` prints it) and paste all of it, in quotes".into(),

@@ -14,7 +14,7 @@ use deaddrop_proto::{pow, seal_message_with_rng, Entry, Identity, PairKeys, Suit
 use rand_core::RngCore;
 use rayon::prelude::*;
 
-use crate::db::{Db, FoundEntry, NewMessage};
+use crate::db::{seen_retention_ms, Db, FoundEntry, NewMessage};
 use crate::error::ClientError;
 use crate::scan::scan_parallel;
 
@@ -36,8 +36,11 @@ pub const MAX_MESSAGE: usize = 64 << 20;
 pub struct SendReport {
     /// The message id, hex.
     pub message_id: String,
-    /// Parts (entries) the message took.
+    /// Parts (entries) the message took, all copies together.
     pub parts: usize,
+    /// Copies sealed: 1, or one per introduction of an unconfirmed contact's address while
+    /// several claim it (`docs/PROTOCOL.md` §8.5).
+    pub copies: usize,
     /// Ledger ids of every part appended by this call (including parts of earlier,
     /// interrupted sends that this call finished).
     pub ids: Vec<u64>,
@@ -54,6 +57,8 @@ pub struct SyncReport {
     pub requests: u64,
     /// Entries for us that were rejected.
     pub rejected: u64,
+    /// Of those, entries with a check string we no longer (or never) accepted.
+    pub rejected_check_string: u64,
     /// Duplicates and replays ignored.
     pub duplicates: u64,
     /// Ids that expired before we read them, first and last (all gaps of this sync together).
@@ -131,34 +136,48 @@ pub async fn send(
     let info = check_ledger_patiently(ledger, suite).await?;
     let now = now_ms();
     let my_checks = db.accepted_checks(now)?;
-    // Introduce ourselves until the contact has written to us: until then they may not know us.
-    let intro = if contact.their_key.is_none() {
-        my_checks.first()
-    } else {
-        None
+    let newest = my_checks.first();
+    // Carry our newest check string to a contact that has not used it yet (we rotated since).
+    let tell = match newest {
+        Some(c) => db.should_tell_check(&contact, c)?,
+        None => false,
     };
-    let keys = PairKeys {
-        check: contact.their_key.as_ref(),
-        reply: &contact.issued_key,
-    };
+    let recipients = db.recipients(&contact)?;
     let mut rng = SystemRng;
     let message_id = MessageId::generate(&mut rng);
-    let entries = seal_message_with_rng(
-        &me.address,
-        &contact.card,
-        keys,
-        text.as_bytes(),
-        intro,
-        now,
-        message_id,
-        &mut rng,
-    )?;
+    let mut entries = Vec::new();
+    // One copy per introduction of the contact's address while several claim it, each sealed to
+    // the real address: only its owner opens any, and its answer settles which was genuine.
+    for r in &recipients {
+        // Introduce ourselves until the contact has written to us: until then they may not
+        // know us.
+        let intro = if r.check.is_none() || tell {
+            newest
+        } else {
+            None
+        };
+        let keys = PairKeys {
+            check: r.check.as_ref(),
+            reply: &r.reply,
+        };
+        entries.extend(seal_message_with_rng(
+            &me.address,
+            &r.card,
+            keys,
+            text.as_bytes(),
+            intro,
+            now,
+            message_id,
+            &mut rng,
+        )?);
+    }
     let bytes: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
     db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
     let ids = flush_outbox(db, ledger, suite, info.pow_bits).await?;
     Ok(SendReport {
         message_id: message_id.to_hex(),
         parts: entries.len(),
+        copies: recipients.len(),
         ids,
     })
 }
@@ -290,11 +309,14 @@ pub async fn sync(
         report.messages += stats.messages;
         report.requests += stats.requests;
         report.rejected += stats.rejected;
+        report.rejected_check_string += stats.rejected_check_string;
         report.duplicates += stats.duplicates;
         report.new.extend(stats.new);
         report.last_id = report.last_id.max(next_after);
         progress(&report);
     }
+    // Message ids are kept past the longest life an entry has on this ledger (db::peers).
+    db.forget_seen_before(now_ms().saturating_sub(seen_retention_ms(info.max_lifetime_s)))?;
     Ok(report)
 }
 
@@ -341,8 +363,8 @@ pub async fn watch(
             let mut cursor = r.last_id;
             let mut stream = ledger.stream(EntryId(cursor)).await?;
             on_event(WatchEvent::Listening { last_id: cursor });
-            let book = db.book()?;
-            let accepted = db.accepted_checks(now_ms())?;
+            let mut book = db.book()?;
+            let mut accepted = db.accepted_checks(now_ms())?;
             while let Some(event) = stream.next().await {
                 match event? {
                     PushEvent::Frames(data) => {
@@ -361,8 +383,15 @@ pub async fn watch(
                                 }
                             }
                         }
+                        let changed = !found.is_empty();
                         let stats = db.apply_batch(&url, last, found)?;
                         cursor = last;
+                        // What we opened may have confirmed a contact or added an
+                        // introduction's key: open the next entries with the book as it is now.
+                        if changed {
+                            book = db.book()?;
+                            accepted = db.accepted_checks(now_ms())?;
+                        }
                         for m in stats.new {
                             on_event(WatchEvent::Message(m));
                         }

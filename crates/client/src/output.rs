@@ -97,12 +97,27 @@ pub struct ContactShowJson {
     pub fingerprint: String,
     /// Their fingerprint in full, as hex.
     pub fingerprint_hex: String,
+    /// How many introductions of their address your messages go to: 1, or more while others
+    /// claim the address too and they have not answered yet.
+    #[serde(default = "one")]
+    pub introductions: u64,
     /// The name you gave them.
     pub name: String,
     /// Their suite.
     pub suite: String,
     /// Whether their messages proved they hold the key of their card.
     pub verified: bool,
+}
+
+/// `deaddrop --json contact update CARD`: the contact whose card was replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactUpdatedJson {
+    /// Whether the card differed from the one held.
+    pub changed: bool,
+    /// Their fingerprint.
+    pub fingerprint: String,
+    /// The name you gave them.
+    pub name: String,
 }
 
 /// `deaddrop --json contact remove NAME`.
@@ -112,14 +127,26 @@ pub struct ContactRemovedJson {
     pub removed: String,
 }
 
+fn one() -> u64 {
+    1
+}
+
+fn one_usize() -> usize {
+    1
+}
+
 /// `deaddrop --json send`: what was appended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendJson {
+    /// Copies of the message sealed: 1, or one per introduction of an unconfirmed contact's
+    /// address while several claim it.
+    #[serde(default = "one_usize")]
+    pub copies: usize,
     /// The ledger ids of the parts, in order.
     pub ids: Vec<u64>,
     /// The message's id, hex.
     pub message_id: String,
-    /// How many entries the message took.
+    /// How many entries the message took, all copies together.
     pub parts: usize,
 }
 
@@ -136,6 +163,10 @@ pub struct SyncJson {
     pub messages: u64,
     /// Entries for us that were rejected (bad check string, spoof, tampering).
     pub rejected: u64,
+    /// Of `rejected`, entries with a check string you no longer accept: someone with an old card
+    /// of yours (or only your address).
+    #[serde(default)]
+    pub rejected_check_string: u64,
     /// Complete new messages from people who are not contacts.
     pub requests: u64,
     /// Entries read from the ledger.
@@ -195,10 +226,21 @@ pub struct RequestJson {
     pub fingerprint: String,
     /// The request's id, for `accept` and `reject`.
     pub id: RequestId,
+    /// How many distinct introductions claim this address. More than 1: someone else used it
+    /// too; after `accept` your messages go to each until one answers.
+    #[serde(default = "one")]
+    pub introductions: u64,
     /// The text.
     pub text: String,
     /// Ledger time.
     pub time: u64,
+    /// Always true: anyone who knows the address could have sent a first message.
+    #[serde(default = "yes")]
+    pub unverified: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `deaddrop --json accept ID --name NAME`: the new contact.
@@ -287,13 +329,20 @@ mod tests {
             last_id: 9,
             messages: 1,
             rejected: 2,
+            rejected_check_string: 1,
             requests: 3,
             scanned: 9,
         };
         assert_eq!(
             printed(&sync),
-            r#"{"duplicates":0,"gap":null,"last_id":9,"messages":1,"rejected":2,"requests":3,"scanned":9}"#
+            r#"{"duplicates":0,"gap":null,"last_id":9,"messages":1,"rejected":2,"rejected_check_string":1,"requests":3,"scanned":9}"#
         );
+        // Output of a client from before the field reads back.
+        let old: SyncJson = serde_json::from_str(
+            r#"{"duplicates":0,"gap":null,"last_id":9,"messages":1,"rejected":2,"requests":3,"scanned":9}"#,
+        )
+        .unwrap();
+        assert_eq!(old.rejected_check_string, 0);
         let conversation = InboxRowJson {
             contact: Some("b".into()),
             fingerprint: None,

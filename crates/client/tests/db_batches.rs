@@ -294,33 +294,70 @@ fn parts_that_disagree_are_joined_by_the_first_count_to_complete_and_shown_as_ut
     assert_eq!(shown, [("café \u{fffd}!", false), ("one two", true)]);
 }
 
+/// A contact's check string changes only through a verified entry (PROTOCOL.md §8.3): an
+/// unverified `INTRO` carrying another one (anyone who knows the address can send that) changes
+/// nothing we hold; a verified one is the contact telling us its new check string, and a replay
+/// of an older verified entry does not roll it back.
 #[test]
-fn a_contacts_intro_with_another_check_string_changes_nothing_we_hold() {
+fn a_contacts_intro_with_another_check_string_changes_the_card_only_when_verified() {
     let home = Home::new("intro");
     let me = Identity::generate(Suite::XWing, &mut SystemRng).unwrap();
     let (mut db, my_card) = my_db(&home, &me);
     let sender = person();
     let issued = CheckKey::generate(&mut SystemRng);
     db.add_contact("sender", &sender.card, &issued, 1).unwrap();
-    let rotated = CheckString::generate(&mut SystemRng);
     let reply = CheckKey::generate(&mut SystemRng);
-    let keys = PairKeys {
-        check: Some(&issued),
-        reply: &reply,
-    };
-    let entry = seal(&sender.id, &my_card, keys, b"new card?", Some(&rotated), 5)
+    let sealed = |check: Option<&CheckKey>, text: &str, carried: &CheckString| {
+        let keys = PairKeys {
+            check,
+            reply: &reply,
+        };
+        seal(
+            &sender.id,
+            &my_card,
+            keys,
+            text.as_bytes(),
+            Some(carried),
+            5,
+        )
         .unwrap()
         .pop()
-        .unwrap();
-    let batch = found(&db, &me, 1, &[entry]);
+        .unwrap()
+    };
+
+    let forged = CheckString::generate(&mut SystemRng);
+    let batch = found(&db, &me, 1, &[sealed(None, "new card?", &forged)]);
     assert!(
-        matches!(&batch[0].opened, Opened::Message(m) if m.sender_check == Some(rotated.clone()))
+        matches!(&batch[0].opened, Opened::Message(m) if !m.verified && m.sender_check == Some(forged.clone()))
     );
     let stats = db.apply_batch(LEDGER, 1, batch).unwrap();
     assert_eq!(stats.messages, 1, "{stats:?}");
-    let contact = db.contact("sender").unwrap();
     assert_eq!(
-        contact.card, sender.card,
-        "the card changed (PROTOCOL.md §8.3)"
+        db.contact("sender").unwrap().card,
+        sender.card,
+        "an unverified entry changed the card (PROTOCOL.md §8.3)"
     );
+
+    let rotated = CheckString::generate(&mut SystemRng);
+    let first = sealed(Some(&issued), "my check string changed", &rotated);
+    let batch = found(&db, &me, 2, std::slice::from_ref(&first));
+    assert!(matches!(&batch[0].opened, Opened::Message(m) if m.verified));
+    db.apply_batch(LEDGER, 2, batch).unwrap();
+    let card = db.contact("sender").unwrap().card;
+    assert_eq!(card.address(), sender.card.address());
+    assert_eq!(
+        card.checks()[0],
+        rotated,
+        "the verified check string was not taken"
+    );
+    assert!(card.checks().contains(&sender.card.checks()[0]));
+
+    let again = CheckString::generate(&mut SystemRng);
+    let batch = found(&db, &me, 3, &[sealed(Some(&issued), "and again", &again)]);
+    db.apply_batch(LEDGER, 3, batch).unwrap();
+    // A replay of the older entry is a duplicate: it does not bring the older string back.
+    let batch = found(&db, &me, 4, &[first]);
+    let stats = db.apply_batch(LEDGER, 4, batch).unwrap();
+    assert_eq!(stats.duplicates, 1, "{stats:?}");
+    assert_eq!(db.contact("sender").unwrap().card.checks()[0], again);
 }

@@ -290,6 +290,12 @@ pub struct Received {
     pub verified: bool,
     /// Which of the issued keys verified it (0 = current), when verified.
     pub key_index: Option<usize>,
+    /// The issued key that verified it, when verified: which of several keys issued to one
+    /// sender (one per introduction still unconfirmed, `docs/PROTOCOL.md` §8.5) it answered.
+    pub verified_by: Option<CheckKey>,
+    /// Which of our accepted check strings the header carried: once a verified entry carries
+    /// our newest, the sender has our current card (§8.3).
+    pub header_check: CheckString,
     /// The part.
     pub part: Part,
     /// The check key the sender issues to us: use it for [`PairKeys::check`] when replying.
@@ -421,7 +427,9 @@ pub fn open(
             Opened::Message(Received {
                 sender,
                 verified: key_index.is_some(),
+                verified_by: key_index.and_then(|i| known.issued.get(i).cloned()),
                 key_index,
+                header_check: cs,
                 part: body.part,
                 reply_key: body.reply_key,
                 sender_address,

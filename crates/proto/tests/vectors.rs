@@ -1189,6 +1189,9 @@ struct Case {
     description: &'static str,
     check: CheckMode,
     intro: bool,
+    /// The `INTRO` carries a check string of the sender's other than the one on its card (it
+    /// rotated since).
+    intro_new: bool,
     text: &'static str,
     index: u16,
     count: u16,
@@ -1255,6 +1258,7 @@ fn cases() -> Vec<Case> {
         description: "",
         check: CheckMode::Issued(0),
         intro: false,
+        intro_new: false,
         text: "",
         index: 0,
         count: 1,
@@ -1446,6 +1450,15 @@ fn cases() -> Vec<Case> {
             expect: "rejected: address",
             ..base
         },
+        // Last, so that adding it changed no earlier vector's seed.
+        Case {
+            description: "verified message carrying a new check string of the sender's (it \
+                          rotated): the receiver takes it for its card of the sender (§8.3)",
+            intro: true,
+            intro_new: true,
+            text: "New check string, same me.",
+            ..base
+        },
     ]
 }
 
@@ -1538,7 +1551,13 @@ fn entries_file(suite: Suite) -> EntriesFile {
                 text: Zeroizing::new(case.text.as_bytes().to_vec()),
             },
             random_check: bytes::<32>(&mut r),
-            intro: case.intro.then(|| alice.checks[0].clone()),
+            intro: case.intro.then(|| {
+                if case.intro_new {
+                    rotated.clone()
+                } else {
+                    alice.checks[0].clone()
+                }
+            }),
         };
         let (kem, inputs) = encapsulate(bob.id.address(), &mut r);
         let keys = PairKeys {
@@ -1641,10 +1660,11 @@ fn entries_file(suite: Suite) -> EntriesFile {
                 o.sender_fingerprint,
                 alice.id.address().fingerprint().to_hex()
             );
-            let carried = case
-                .intro
-                .then(|| hex::encode(alice.checks[0].export_bytes()));
+            let carried = parts.intro.as_ref().map(|c| hex::encode(c.export_bytes()));
             assert_eq!(o.sender_check_string, carried);
+            if case.intro_new {
+                assert_ne!(parts.intro.as_ref(), alice.card.checks().first());
+            }
         }
         vectors.push(EntryVector {
             description: case.description.into(),

@@ -8,6 +8,7 @@
 // Printing results is this binary's job.
 #![allow(clippy::print_stdout)]
 
+mod demo;
 mod serve;
 mod user;
 
@@ -34,6 +35,9 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     User(user::UserCmd),
+    /// See the whole system work, with nothing set up: a throwaway ledger and three throwaway
+    /// people exchange messages and a first-contact request, and you see what each sees.
+    Demo(demo::DemoArgs),
     /// Run a ledger: the public, append-only, expiring list of entries.
     Serve(serve::ServeArgs),
     /// Measure this machine: runs `deaddrop-bench` (installed next to `deaddrop`) with the same
@@ -162,6 +166,7 @@ fn main() -> std::process::ExitCode {
     let global = Global { json: cli.json };
     let result = match cli.command {
         Command::User(cmd) => user::run(global, cli.client, cmd),
+        Command::Demo(args) => demo::run(global, args),
         Command::Serve(args) => serve::run(args),
         Command::Bench { args } => bench(global, args),
     };

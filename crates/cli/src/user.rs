@@ -399,7 +399,8 @@ fn time_text(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
+/// Prints `v` as one line of JSON on standard output.
+pub fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, v)?;
     writeln!(out)?;

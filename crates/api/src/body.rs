@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{EntryId, IdRange};
+use crate::id::{EntryId, IdRange, LedgerId};
 
 pub use deaddrop_proto::PROTOCOL;
 
@@ -46,6 +46,11 @@ pub struct Info {
     pub behind: Option<u64>,
     /// The server's version.
     pub server_version: String,
+    /// The identity of the ledger's data ([`LedgerId`]): the same from every front end of one
+    /// store and from its mirrors, new when the data is. `None` from ledgers older than the
+    /// field, which clients then know by their URL alone.
+    #[serde(default)]
+    pub ledger_id: Option<LedgerId>,
 }
 
 /// The answer to an append: `201 Created`.

@@ -78,11 +78,20 @@ fn command() -> clap::Command {
     for name in NOT_CLIENTS {
         cmd = cmd.mut_subcommand(name, |sub| {
             sub.args(CLIENT_OPTIONS.map(|(id, flag)| {
-                Arg::new(id)
+                let arg = Arg::new(id)
                     .long(flag.trim_start_matches("--"))
                     .hide(true)
                     .num_args(1)
-                    .value_name("VALUE")
+                    .value_name("VALUE");
+                // Of the type the global one has: clap hands a value given here up to the top
+                // level, where `ClientOpts` reads it.
+                match id {
+                    "home" | "passphrase_file" | "ca_file" => {
+                        arg.value_parser(clap::value_parser!(std::path::PathBuf))
+                    }
+                    "passphrase_fd" => arg.value_parser(clap::value_parser!(u32)),
+                    _ => arg,
+                }
             }))
         });
     }
@@ -263,5 +272,27 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         super::command().debug_assert();
+    }
+
+    #[test]
+    fn a_client_option_given_to_serve_or_bench_is_found_wherever_it_stands() {
+        use clap::FromArgMatches;
+        for (id, flag) in super::CLIENT_OPTIONS {
+            let value = if id == "passphrase_fd" { "3" } else { "x" };
+            for args in [
+                vec!["deaddrop", "serve", flag, value],
+                vec!["deaddrop", flag, value, "serve"],
+                vec!["deaddrop", "bench", flag, value, "scan"],
+            ] {
+                let m = super::command().try_get_matches_from(&args).unwrap();
+                super::Cli::from_arg_matches(&m).unwrap();
+                let found = super::client_option_given(&m).map(|(_, f)| f);
+                assert_eq!(found, Some(flag), "{args:?}");
+            }
+        }
+        let m = super::command()
+            .try_get_matches_from(["deaddrop", "--home", "h", "card"])
+            .unwrap();
+        assert_eq!(super::client_option_given(&m), None);
     }
 }

@@ -43,7 +43,10 @@ fn ledger_id_of(url: &str) -> Option<String> {
         .build()
         .unwrap();
     let client = deaddrop_client::connect(url, None).unwrap();
-    rt.block_on(client.info()).unwrap().ledger_id.map(|i| i.to_hex())
+    rt.block_on(client.info())
+        .unwrap()
+        .ledger_id
+        .map(|i| i.to_hex())
 }
 
 /// `deaddrop --home H ARGS` for `p`, without `--ledger`: the home's own ledger, unless `env`
@@ -111,7 +114,12 @@ fn init_remembers_its_ledger_and_every_command_uses_it_unless_told_otherwise() {
     assert!(e.error.contains(&elsewhere), "{e:?}");
     let e = bare(&a, &[("DEADDROP_LEDGER", &elsewhere)], &["--json", "sync"]).json_error();
     assert!(e.error.contains(&elsewhere), "{e:?}");
-    let out = bare(&a, &[("DEADDROP_LEDGER", &elsewhere)], &["--json", "status"]).ok();
+    let out = bare(
+        &a,
+        &[("DEADDROP_LEDGER", &elsewhere)],
+        &["--json", "status"],
+    )
+    .ok();
     let status: StatusJson = out.json();
     assert_eq!(status.ledger.source, "environment");
     let out = bare(&a, &[], &["--json", "status", "--ledger", &elsewhere]).ok();
@@ -147,7 +155,8 @@ fn config_refuses_what_cannot_work_and_keeps_settings_encrypted() {
     };
     let e = refused(&["config", "set", "ledger", "127.0.0.1:8470"]);
     assert!(
-        e.hint.contains("add http:// or https://: http://127.0.0.1:8470"),
+        e.hint
+            .contains("add http:// or https://: http://127.0.0.1:8470"),
         "{e:?}"
     );
     let e = refused(&["config", "set", "ledger", "http://127.0.0.1:8470/v1"]);
@@ -217,7 +226,10 @@ fn two_urls_of_one_ledger_share_one_position_and_it_is_read_once() {
     let id = first.ledger_id.clone().expect("the ledger reports its id");
     b.ledger = format!("http://localhost:{}", l.port());
     let again = b.sync();
-    assert_eq!(again.scanned, 0, "the same ledger under another URL was read again");
+    assert_eq!(
+        again.scanned, 0,
+        "the same ledger under another URL was read again"
+    );
     assert_eq!(again.ledger_id.as_deref(), Some(id.as_str()));
     a.send("b", "two");
     let next = b.sync();
@@ -264,7 +276,8 @@ fn a_ledger_wiped_at_the_same_url_is_read_from_its_start() {
     a.send("b", "after the wipe");
     let out = b.run(&["sync"]).ok();
     assert!(
-        out.stderr.contains("not the one this home read there before"),
+        out.stderr
+            .contains("not the one this home read there before"),
         "{}",
         out.stderr
     );
@@ -275,7 +288,11 @@ fn a_ledger_wiped_at_the_same_url_is_read_from_its_start() {
     // Told once: the next sync reads on from there.
     a.send("b", "and again");
     let s = b.sync();
-    assert_eq!((s.messages, s.previous_ledger_id), (1, None), "{s:?}");
+    assert_eq!(
+        (s.messages, s.previous_ledger_id.as_deref()),
+        (1, None),
+        "{s:?}"
+    );
     assert_ne!(s.ledger_id.as_deref(), Some(old_id.as_str()));
 }
 
@@ -321,7 +338,14 @@ fn status_shows_the_home_its_ledger_its_position_and_what_waits() {
     assert_eq!(s.requests, 1);
     // For people: every line, the contact's name escaped.
     let out = b.run(&["status"]).ok();
-    for want in ["home", "identity", "ledger", "reachable", "unread    3", "requests  1"] {
+    for want in [
+        "home",
+        "identity",
+        "ledger",
+        "reachable",
+        "unread    3",
+        "requests  1",
+    ] {
         assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
     }
     assert!(
@@ -344,7 +368,10 @@ fn status_answers_at_once_when_the_ledger_is_down_or_hangs() {
         let started = Instant::now();
         let s: StatusJson = p.json(&["status"]);
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(6), "status took {took:?} for {url}");
+        assert!(
+            took < Duration::from_secs(6),
+            "status took {took:?} for {url}"
+        );
         assert!(!s.ledger.reachable, "{s:?}");
         assert!(
             s.ledger.error.as_deref().is_some_and(|e| e.contains(&url)),
@@ -374,17 +401,25 @@ fn send_with_the_ledger_down_queues_at_once_and_outbox_flush_delivers_it_once() 
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "send took {took:?}");
     assert!(sent.queued && sent.ids.is_empty(), "{sent:?}");
-    assert!(sent.away.as_deref().is_some_and(|w| w.contains("not reachable")), "{sent:?}");
+    assert!(
+        sent.away
+            .as_deref()
+            .is_some_and(|w| w.contains("not reachable")),
+        "{sent:?}"
+    );
     let out = a.run(&["send", "b", "also while away"]).ok();
     assert!(
-        out.stdout.contains(&format!("queued: the ledger at {url} is not reachable"))
+        out.stdout
+            .contains(&format!("queued: the ledger at {url} is not reachable"))
             && out.stdout.contains("`deaddrop outbox flush`"),
         "{}",
         out.stdout
     );
     let q = outbox(&a);
     assert_eq!(q.len(), 2, "{q:?}");
-    assert!(q.iter().all(|m| m.contact == "b" && m.parts == 1 && m.refused == 0 && m.since > 0));
+    assert!(q
+        .iter()
+        .all(|m| m.contact == "b" && m.parts == 1 && m.refused == 0 && m.since > 0));
     let s: StatusJson = a.json(&["status"]);
     assert_eq!((s.outbox.messages, s.outbox.parts), (2, 2));
     // Flushing while it is still down fails at once and keeps both.
@@ -450,7 +485,10 @@ fn a_flush_killed_midway_leaves_no_duplicate_at_the_receiver() {
         l.kill9();
         // Long enough for dozens of parts.
         let text = format!("round {round} ") + &"long message text ".repeat(12_000);
-        let sent: SendJson = a.json(&["send", "b", &text]);
+        let sent: SendJson = a
+            .run_with_input(&["--json", "send", "b", "-"], text.clone().into_bytes())
+            .ok()
+            .json();
         assert!(sent.queued && sent.parts > 20, "{}", sent.parts);
         texts.push(text);
         l.restart_blocking();
@@ -467,7 +505,11 @@ fn a_flush_killed_midway_leaves_no_duplicate_at_the_receiver() {
         });
         flush.kill();
         let at = newest_id(&url).unwrap_or(0);
-        eprintln!("round {round}: {} of {} parts in when killed", at - before, sent.parts);
+        eprintln!(
+            "round {round}: {} of {} parts in when killed",
+            at - before,
+            sent.parts
+        );
         if at > before && at < before + sent.parts as u64 {
             midway += 1;
         }
@@ -476,7 +518,10 @@ fn a_flush_killed_midway_leaves_no_duplicate_at_the_receiver() {
         assert_eq!(f.pending, 0, "{f:?}");
         assert!(outbox(&a).is_empty());
     }
-    assert!(midway >= 1, "no kill landed part-way; the test tested nothing");
+    assert!(
+        midway >= 1,
+        "no kill landed part-way; the test tested nothing"
+    );
     let s = b.sync();
     assert_eq!(s.messages, 4, "{s:?}");
     let got: Vec<String> = b.read("a").into_iter().map(|m| m.text).collect();
@@ -486,14 +531,17 @@ fn a_flush_killed_midway_leaves_no_duplicate_at_the_receiver() {
 /// Replaces the bytes of the outbox part of `p`'s message `message` (its row id) with `bytes`,
 /// as disk damage would, through the database's key.
 fn damage_part(p: &Person, message: i64, bytes: &[u8]) {
-    let kf = deaddrop_client::home::KeyFile::read(&p.home).unwrap().unwrap();
+    let kf = deaddrop_client::home::KeyFile::read(&p.home)
+        .unwrap()
+        .unwrap();
     let key = kf
         .keys(Some(&Passphrase::new(PASSPHRASE.into())))
         .unwrap()
         .remove(0);
     let hex: String = key.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
     let conn = rusqlite::Connection::open(p.home.join("deaddrop.sqlite3")).unwrap();
-    conn.pragma_update(None, "key", format!("x'{hex}'")).unwrap();
+    conn.pragma_update(None, "key", format!("x'{hex}'"))
+        .unwrap();
     let n = conn
         .execute(
             "UPDATE outbox SET entry = ?1 WHERE message_row = ?2",
@@ -527,7 +575,12 @@ fn a_part_that_can_never_be_sent_is_set_aside_and_the_others_go_out() {
     let q = outbox(&a);
     assert_eq!(q.len(), 1, "{q:?}");
     assert_eq!(q[0].refused, 1);
-    assert!(q[0].reason.as_deref().is_some_and(|r| r.contains("damaged")), "{q:?}");
+    assert!(
+        q[0].reason
+            .as_deref()
+            .is_some_and(|r| r.contains("damaged")),
+        "{q:?}"
+    );
     let s: StatusJson = a.json(&["status"]);
     assert_eq!((s.outbox.messages, s.outbox.refused), (1, 1));
     // Later sends are not held by it.
@@ -548,7 +601,9 @@ fn a_ledger_that_refuses_every_part_is_reported_and_the_message_goes_out_elsewhe
     let good = ledger(&["--store", "memory"]);
     let (mut a, b) = DEADDROP.pair(&good.url(), "xwing");
     a.ledger = wrong.url();
-    let e = a.run(&["--json", "send", "b", "refused at first"]).json_error();
+    let e = a
+        .run(&["--json", "send", "b", "refused at first"])
+        .json_error();
     assert!(
         e.error.contains("refused") && e.error.contains("outbox"),
         "{e:?}"
@@ -585,18 +640,26 @@ fn urls_that_cannot_work_fail_at_once_with_the_fix_in_the_hint() {
     };
     // https:// to a ledger that speaks plain HTTP.
     a.ledger = format!("https://127.0.0.1:{port}");
-    for args in [&["sync"][..], &["send", "b", "x"], &["watch"], &["outbox", "flush"]] {
+    for args in [
+        &["sync"][..],
+        &["send", "b", "x"],
+        &["watch"],
+        &["outbox", "flush"],
+    ] {
         let e = quick(&a, args);
         assert!(e.error.contains("speaks plain HTTP"), "{args:?}: {e:?}");
         assert!(e.hint.contains(&format!("use {http}")), "{args:?}: {e:?}");
     }
-    assert!(outbox(&a).is_empty(), "a send to a URL that cannot work queued");
+    assert!(
+        outbox(&a).is_empty(),
+        "a send to a URL that cannot work queued"
+    );
     // A path: the API's own, or any.
     for path in ["/v1", "/v1/info", "/ledger/"] {
         a.ledger = format!("{http}{path}");
         let e = quick(&a, &["sync"]);
         assert!(
-            e.hint.contains(&format!("give the ledger's base URL without")) && e.hint.contains(&http),
+            e.hint.contains("give the ledger's base URL without") && e.hint.contains(&http),
             "{path}: {e:?}"
         );
     }

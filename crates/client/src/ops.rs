@@ -466,8 +466,9 @@ pub async fn sync(
     let info = check_ledger(ledger, suite).await?;
     let entry_len = suite.layout().entry_len;
     let limit = info.max_page.clamp(1, 1024);
-    // What waits in the outbox goes first: the ledger is here now.
-    let sent = flush(
+    // What waits in the outbox goes first: the ledger is here now. A failure to send never
+    // keeps this home from reading: the parts stay queued.
+    let sent = match flush(
         db,
         ledger,
         suite,
@@ -477,7 +478,15 @@ pub async fn sync(
             retry_refused: false,
         },
     )
-    .await?;
+    .await
+    {
+        Ok(sent) => sent,
+        Err(e @ ClientError::Ledger(_)) | Err(e @ ClientError::PowTooHard { .. }) => FlushReport {
+            away: Some(e),
+            ..Default::default()
+        },
+        Err(e) => return Err(e),
+    };
     let position = db.ledger_position(ledger.url(), info.ledger_id)?;
     let mut report = SyncReport {
         last_id: position.last_id,

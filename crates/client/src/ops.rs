@@ -385,20 +385,23 @@ pub async fn flush(
     }
     let mut backoff = send_backoff(how.patience);
     let mut left = parts.len();
+    let mut fatal = None;
     for (item, entry) in parts.iter_mut() {
         let client = ledger.isolated()?;
         let outcome = loop {
             match client.append(entry.as_bytes().to_vec()).await {
                 Ok(a) => break Ok(a.id.get()),
-                Err(e)
-                    if e.problem() == Some(&ProblemKind::PowInsufficient)
-                        && !backoff.exhausted() =>
-                {
+                // The difficulty rose since the stamp: stamp again at the new one. Not a refusal
+                // for good, even once patience has run out: the part waits.
+                Err(e) if e.problem() == Some(&ProblemKind::PowInsufficient) => {
+                    if backoff.exhausted() {
+                        break Err(Stop::Away(e.into()));
+                    }
                     match check_ledger(&client, suite).await {
                         Ok(info) => bits = info.pow_bits,
                         Err(e) if retryable(&e) && backoff.wait().await => continue,
                         Err(e) if retryable(&e) => break Err(Stop::Away(e)),
-                        Err(e) => return Err(e),
+                        Err(e) => break Err(Stop::Fatal(e)),
                     }
                     if let Err(e) = stamp_all(std::iter::once(&mut *entry), bits) {
                         break Err(Stop::Away(e));
@@ -418,7 +421,7 @@ pub async fn flush(
                         problem.detail
                     )))
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => break Err(Stop::Fatal(e.into())),
             }
         };
         match outcome {
@@ -437,13 +440,21 @@ pub async fn flush(
                 report.away = Some(e);
                 break;
             }
+            Err(Stop::Fatal(e)) => {
+                fatal = Some(e);
+                break;
+            }
         }
         left -= 1;
     }
+    // The acknowledged parts' rows were deleted: out of the write-ahead log too.
     if !report.ids.is_empty() {
         db.forget_deleted()?;
     }
-    Ok(report)
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 /// Why a part was not sent.
@@ -452,6 +463,9 @@ enum Stop {
     Refused(String),
     /// The ledger is away or busy: the part and those after it wait.
     Away(ClientError),
+    /// The ledger cannot be used at all (an untrusted certificate, answers this client does
+    /// not understand): everything left waits, and the flush fails.
+    Fatal(ClientError),
 }
 
 /// Reads and opens every entry after the last seen id, page by page; each page's messages and

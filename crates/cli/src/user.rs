@@ -45,7 +45,8 @@ pub struct ClientOpts {
     /// command, and each part of a message `send` posts, authenticates with random credentials
     /// of its own, so Tor (IsolateSOCKSAuth, its default) gives each its own circuit; with
     /// socks5h://USER:PASS@HOST:PORT every connection uses yours instead. [default: the
-    /// home's (`deaddrop config set proxy URL`), else none; `--proxy ''` uses none]
+    /// home's (`deaddrop config set proxy URL`), else none; `--proxy ''` uses none]. At `init`,
+    /// stored in the home.
     #[arg(long, global = true, env = "DEADDROP_PROXY")]
     pub proxy: Option<String>,
     /// Read the passphrase from the first line of FILE (keep it readable by you alone).
@@ -61,7 +62,7 @@ pub struct ClientOpts {
     pub passphrase_fd: Option<u32>,
     /// Also trust the certificate authorities in this PEM file for an https:// ledger (one whose
     /// certificate comes from a private CA). Without it, the built-in web roots only. [default:
-    /// the home's (`deaddrop config set ca_file PATH`)]
+    /// the home's (`deaddrop config set ca_file PATH`)]. At `init`, stored in the home.
     #[arg(long, global = true, env = "DEADDROP_CA_FILE", value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
     /// Where `ledger` came from, when it was given (set after parsing).

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{EntryId, IdRange};
+use crate::id::{EntryId, IdRange, LedgerId};
 
 pub use deaddrop_proto::PROTOCOL;
 
@@ -46,6 +46,11 @@ pub struct Info {
     pub behind: Option<u64>,
     /// The server's version.
     pub server_version: String,
+    /// The identity of the ledger's data ([`LedgerId`]): the same from every front end of one
+    /// store and from its mirrors, new when the data is. `None` from ledgers older than the
+    /// field, which clients then know by their URL alone.
+    #[serde(default)]
+    pub ledger_id: Option<LedgerId>,
 }
 
 /// The answer to an append: `201 Created`.
@@ -93,5 +98,39 @@ impl StreamHello {
             newest_id,
             gap,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const OLDER: &str = r#"{"protocol":"deaddrop/1","suite":"xwing","entry_bytes":4096,
+        "lifetime_s":60,"max_lifetime_s":60,"min_lifetime_s":60,"pow_bits":0,"oldest_id":null,
+        "newest_id":null,"entries":0,"max_page":1024,"store":"memory","mirror_of":null,
+        "server_version":"0.1.0"}"#;
+
+    #[test]
+    fn an_info_from_a_ledger_older_than_ledger_id_still_parses() {
+        let info: Info = serde_json::from_str(OLDER).unwrap();
+        assert_eq!(info.ledger_id, None);
+        let with = OLDER.replace(
+            r#""server_version""#,
+            r#""ledger_id":"000102030405060708090a0b0c0d0e0f","server_version""#,
+        );
+        let info: Info = serde_json::from_str(&with).unwrap();
+        let id = info.ledger_id.unwrap();
+        assert_eq!(id.to_hex(), "000102030405060708090a0b0c0d0e0f");
+        // And it is printed as it was read.
+        assert!(serde_json::to_string(&info)
+            .unwrap()
+            .contains(r#""ledger_id":"000102030405060708090a0b0c0d0e0f""#));
+        let bad = OLDER.replace(
+            r#""server_version""#,
+            r#""ledger_id":"xyz","server_version""#,
+        );
+        assert!(serde_json::from_str::<Info>(&bad).is_err());
     }
 }

@@ -40,12 +40,24 @@ use crate::tls;
 #[non_exhaustive]
 pub enum LedgerError {
     /// The ledger's URL cannot be used.
-    #[error("`{url}` is not a ledger URL: {detail}; write it like http://127.0.0.1:8470")]
+    #[error("`{url}` is not a ledger URL: {detail}; {fix}")]
     BadUrl {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
         detail: String,
+        /// What to write instead, e.g. "give the ledger's base URL without /v1:
+        /// http://127.0.0.1:8470".
+        fix: String,
+    },
+    /// An `https://` URL, but the ledger there answered in plain HTTP (the TLS handshake met an
+    /// HTTP answer). Not transient: the same URL fails the same way.
+    #[error("the ledger at {url} speaks plain HTTP, not TLS: use {http_url}")]
+    PlainHttp {
+        /// The `https://` URL as given.
+        url: String,
+        /// The same ledger with `http://`.
+        http_url: String,
     },
     /// The proxy's URL cannot be used.
     #[error("the proxy `{proxy}` cannot be used: {detail}")]
@@ -316,22 +328,7 @@ impl PushStream {
 impl LedgerClient {
     /// A client for the ledger at `url` (`http://host:port` or `https://...`).
     pub fn new(url: &str, options: &ClientOptions) -> Result<Self, LedgerError> {
-        let base = url.trim().trim_end_matches('/').to_string();
-        let bad = |detail: String| LedgerError::BadUrl {
-            url: base.clone(),
-            detail,
-        };
-        let parsed = url::Url::parse(&base).map_err(|e| bad(e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(bad("it must start with http:// or https://".into()));
-        }
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| bad("it has no host".into()))?
-            .to_string();
-        let port = parsed
-            .port_or_known_default()
-            .ok_or_else(|| bad("it has no port".into()))?;
+        let LedgerUrl { base, host, port } = parse_ledger_url(url)?;
         let socks = match options
             .proxy
             .as_deref()
@@ -394,12 +391,23 @@ impl LedgerClient {
         format!("{}{path_and_query}", self.base)
     }
 
+    /// The same ledger over plain HTTP, for [`LedgerError::PlainHttp`].
+    fn plain_http(&self) -> LedgerError {
+        LedgerError::PlainHttp {
+            url: self.base.clone(),
+            http_url: self.base.replacen("https://", "http://", 1),
+        }
+    }
+
     fn unreachable(&self, e: reqwest::Error) -> LedgerError {
         if let Some(detail) = tls::certificate_refused(&e) {
             return LedgerError::Certificate {
                 url: self.base.clone(),
                 detail,
             };
+        }
+        if self.base.starts_with("https://") && tls::plain_text_answer(&e) {
+            return self.plain_http();
         }
         // The innermost cause says what happened ("Connection refused"); the layers above it
         // only repeat the URL.
@@ -499,6 +507,7 @@ impl LedgerClient {
             .map_err(|e| LedgerError::BadUrl {
                 url: ws_url.clone(),
                 detail: e.to_string(),
+                fix: "check the ledger's URL".into(),
             })?;
         let unreachable = |detail: String| LedgerError::Unreachable {
             url: self.base.clone(),
@@ -509,6 +518,9 @@ impl LedgerClient {
                 url: self.base.clone(),
                 detail,
             },
+            None if self.base.starts_with("https://") && tls::plain_text_answer(&e) => {
+                self.plain_http()
+            }
             None => unreachable(e.to_string()),
         };
         // The same TLS configuration as the HTTP requests': a ledger that can be synced can be
@@ -553,6 +565,108 @@ impl LedgerClient {
             closed: false,
         })
     }
+}
+
+/// A ledger's URL as the client uses it: `http(s)://host[:port]`, nothing after.
+struct LedgerUrl {
+    /// The URL without a trailing `/`.
+    base: String,
+    host: String,
+    port: u16,
+}
+
+/// The ledger URL `url` (`http://host:port` or `https://host[:port]`) as the client writes it
+/// (without a trailing `/`), or why it cannot work with what to write instead: a URL without a
+/// scheme, with another scheme, or with a path (such as `/v1`: the client adds the API's paths
+/// itself). Used by [`LedgerClient::new`], and to check a URL before it is stored.
+pub fn ledger_url(url: &str) -> Result<String, LedgerError> {
+    parse_ledger_url(url).map(|u| u.base)
+}
+
+fn parse_ledger_url(url: &str) -> Result<LedgerUrl, LedgerError> {
+    let given = url.trim();
+    let bad = |detail: &str, fix: String| LedgerError::BadUrl {
+        url: given.to_string(),
+        detail: detail.to_string(),
+        fix,
+    };
+    let like = "write it like http://127.0.0.1:8470".to_string();
+    if given.is_empty() {
+        return Err(bad("it is empty", like));
+    }
+    let Some((scheme, _)) = given.split_once("://") else {
+        // `host:port` alone: suggest it with http:// (and without any path).
+        let fix = match url::Url::parse(&format!("http://{given}")) {
+            Ok(u) if u.host_str().is_some() => {
+                format!("add http:// or https://: {}", origin(&u, "http"))
+            }
+            _ => format!("add http:// or https://; {like}"),
+        };
+        return Err(bad("it has no scheme", fix));
+    };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        let fix = match url::Url::parse(given) {
+            Ok(u) if u.host_str().is_some() => {
+                format!("use http:// or https://: {}", origin(&u, "http"))
+            }
+            _ => format!("use http:// or https://; {like}"),
+        };
+        return Err(bad(
+            &format!("its scheme `{scheme}` is not http or https"),
+            fix,
+        ));
+    }
+    let parsed = url::Url::parse(given).map_err(|e| bad(&e.to_string(), like.clone()))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| bad("it has no host", like.clone()))?
+        .to_string();
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| bad("it has no port", like.clone()))?;
+    let base = origin(&parsed, parsed.scheme());
+    let path = parsed.path().trim_end_matches('/');
+    if !path.is_empty() || parsed.query().is_some() || parsed.fragment().is_some() {
+        let what = if path.is_empty() {
+            "a query or fragment".to_string()
+        } else {
+            format!("the path {path}")
+        };
+        return Err(bad(
+            &format!("it has {what}, and the client adds the API's paths itself"),
+            format!(
+                "give the ledger's base URL without {}: {base}",
+                if path.is_empty() { "it" } else { path }
+            ),
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "it carries a user name or password, which no ledger asks for",
+            format!("leave them out: {base}"),
+        ));
+    }
+    Ok(LedgerUrl { base, host, port })
+}
+
+/// `scheme://host[:port]` of `u`, the port only when it was written.
+fn origin(u: &url::Url, scheme: &str) -> String {
+    let host = u.host_str().unwrap_or_default();
+    match u.port() {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
+/// Checks a proxy URL as [`ClientOptions::proxy`] takes it, without connecting.
+pub fn check_proxy(proxy: &str) -> Result<(), LedgerError> {
+    parse_proxy(proxy.trim()).map(|_| ())
+}
+
+/// Checks a file of certificate authorities as [`ClientOptions::ca_file`] takes it: readable,
+/// PEM, at least one certificate that can be a trust anchor.
+pub fn check_ca_file(path: &std::path::Path) -> Result<(), LedgerError> {
+    tls::base_config(Some(path)).map(|_| ())
 }
 
 /// The proxy at `p`: `socks5h://` or `socks5://`, with credentials of the user's if the URL
@@ -676,6 +790,53 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn ledger_urls_that_cannot_work_are_refused_with_what_to_write() {
+        let fix = |url: &str| match ledger_url(url).unwrap_err() {
+            LedgerError::BadUrl { fix, .. } => fix,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            ledger_url("http://127.0.0.1:8470/").unwrap(),
+            "http://127.0.0.1:8470"
+        );
+        assert_eq!(
+            ledger_url(" https://Ledger.example ").unwrap(),
+            "https://ledger.example"
+        );
+        assert_eq!(
+            ledger_url("http://[::1]:8470").unwrap(),
+            "http://[::1]:8470"
+        );
+        assert_eq!(
+            fix("http://127.0.0.1:8470/v1"),
+            "give the ledger's base URL without /v1: http://127.0.0.1:8470"
+        );
+        assert_eq!(
+            fix("http://127.0.0.1:8470/v1/info"),
+            "give the ledger's base URL without /v1/info: http://127.0.0.1:8470"
+        );
+        assert!(fix("http://h:1/?x=1").contains("http://h:1"));
+        assert_eq!(
+            fix("127.0.0.1:8470"),
+            "add http:// or https://: http://127.0.0.1:8470"
+        );
+        assert_eq!(
+            fix("localhost:8470/v1"),
+            "add http:// or https://: http://localhost:8470"
+        );
+        assert_eq!(fix("ws://h:1"), "use http:// or https://: http://h:1");
+        assert!(fix("").contains("http://127.0.0.1:8470"));
+        assert!(fix("http://u:p@h:1").contains("http://h:1"));
+        let e = ledger_url("http://127.0.0.1:8470/v1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/v1") && e.contains("http://127.0.0.1:8470"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_proxy_password_is_not_printed_back() {

@@ -1,5 +1,6 @@
 //! Entry ids as the ledger assigns them (paper III.2: bijective, in chronological order) and
-//! ranges of them, which is how a reader is told which ids expired before it read them.
+//! ranges of them, which is how a reader is told which ids expired before it read them; and the
+//! [`LedgerId`] that names the ledger those entry ids belong to.
 
 use std::fmt;
 use std::str::FromStr;
@@ -162,6 +163,81 @@ impl From<IdRange> for [u64; 2] {
     }
 }
 
+/// The identity of a ledger's data: 16 random bytes made once, when the ledger's store is created
+/// (an embedded store keeps it in its data directory, a JetStream stream in its metadata), and
+/// reported by every front end of that store and by its mirrors, in `/v1/info` as 32 lowercase
+/// hex digits (`docs/API.md`). Entry ids are numbers on one ledger: a client keeps its position
+/// per `LedgerId`, so two URLs of one ledger share a position, and a ledger whose data was wiped
+/// (ids start again at 1) is told from the one it replaced at the same URL.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LedgerId([u8; 16]);
+
+impl LedgerId {
+    /// The id made of these bytes (callers draw them from a random generator).
+    pub const fn from_bytes(bytes: [u8; 16]) -> LedgerId {
+        LedgerId(bytes)
+    }
+
+    /// Its bytes.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// 32 lowercase hex digits, as in `/v1/info`.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Display for LedgerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for LedgerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LedgerId({})", self.to_hex())
+    }
+}
+
+/// Text that is not a ledger id (32 hex digits).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("`{0}` is not a ledger id (32 hex digits)")]
+pub struct LedgerIdParseError(String);
+
+impl FromStr for LedgerId {
+    type Err = LedgerIdParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || LedgerIdParseError(s.chars().take(40).collect());
+        let s = s.trim();
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let mut out = [0u8; 16];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(LedgerId(out))
+    }
+}
+
+impl TryFrom<String> for LedgerId {
+    type Error = LedgerIdParseError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<LedgerId> for String {
+    fn from(id: LedgerId) -> Self {
+        id.to_hex()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +260,29 @@ mod tests {
         }
         assert!(serde_json::from_str::<IdRange>("[9,3]").is_err());
         assert_eq!(IdRange::new(EntryId(2), EntryId(1)), None);
+    }
+
+    #[test]
+    fn ledger_ids_round_trip_as_32_hex_digits_and_nothing_else_parses() {
+        let id = LedgerId::from_bytes([0xab; 16]);
+        assert_eq!(id.to_hex(), "ab".repeat(16));
+        assert_eq!(id.to_hex().parse::<LedgerId>().unwrap(), id);
+        assert_eq!("AB".repeat(16).parse::<LedgerId>().unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(16)));
+        assert_eq!(serde_json::from_str::<LedgerId>(&json).unwrap(), id);
+        let long = "a".repeat(34);
+        let odd = format!("{}é", "a".repeat(30));
+        for bad in [
+            "",
+            "ab",
+            "zz".repeat(16).as_str(),
+            long.as_str(),
+            odd.as_str(),
+            "+1".repeat(16).as_str(),
+        ] {
+            assert!(bad.parse::<LedgerId>().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<LedgerId>("42").is_err());
     }
 }

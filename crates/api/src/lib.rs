@@ -3,7 +3,7 @@
 //!
 //! - [`path`]: the routes and the query strings that address them: the only place they are
 //!   written;
-//! - [`id`]: [`EntryId`] and [`IdRange`] (a gap);
+//! - [`id`]: [`EntryId`], [`IdRange`] (a gap) and [`LedgerId`] (which ledger the ids are of);
 //! - [`header`]: header names and [`PageMeta`], the metadata of a read, with its header encoding;
 //! - [`frame`]: the binary framing of entries in reads and pushes;
 //! - [`body`]: the JSON bodies ([`Info`], [`Accepted`], [`StreamHello`]);
@@ -33,6 +33,6 @@ pub use body::{Accepted, Info, StreamHello, CLOSE_LAGGED, PROTOCOL};
 pub use client::{ClientOptions, LedgerClient, LedgerError, Page, PushEvent, PushStream};
 pub use frame::{frames, Frame, FrameError, Frames, ENTRIES_MEDIA_TYPE, FRAME_HEADER_LEN};
 pub use header::{HeaderError, PageMeta};
-pub use id::{EntryId, IdRange};
+pub use id::{EntryId, IdRange, LedgerId};
 pub use problem::{Problem, ProblemKind};
 pub use retry::Backoff;

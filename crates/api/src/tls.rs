@@ -65,11 +65,36 @@ fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, LedgerEr
 
 /// What rustls said, if `e` (or anything under it) is the ledger's certificate being refused.
 pub(crate) fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    find_rustls(e, |r| matches!(r, rustls::Error::InvalidCertificate(_))).map(|r| r.to_string())
+}
+
+/// Whether `e` (or anything under it) is a TLS handshake that got something other than TLS
+/// back: what an `https://` URL meets at a server that speaks plain HTTP (its answer, `HTTP/1.1
+/// 400 ...`, is no TLS record: the "wrong version number" of OpenSSL).
+pub(crate) fn plain_text_answer(e: &(dyn std::error::Error + 'static)) -> bool {
+    find_rustls(e, |r| {
+        matches!(
+            r,
+            rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+                    | rustls::InvalidMessage::UnknownProtocolVersion
+            )
+        )
+    })
+    .is_some()
+}
+
+/// The first rustls error in `e`'s chain that `wanted` accepts.
+fn find_rustls<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+    wanted: impl Fn(&rustls::Error) -> bool,
+) -> Option<&'a rustls::Error> {
     let mut next = Some(e);
     while let Some(err) = next {
-        if let Some(r @ rustls::Error::InvalidCertificate(_)) = err.downcast_ref::<rustls::Error>()
-        {
-            return Some(r.to_string());
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            if wanted(r) {
+                return Some(r);
+            }
         }
         // An io::Error shows the error it wraps but does not give it as its source (hyper
         // wraps rustls's io::Error in another): step into it.

@@ -4,15 +4,27 @@
 //! This file only parses the command line and dispatches; each subcommand lives in its own
 //! module. Every subcommand honours the global `--json`, which replaces the human-readable
 //! output with one JSON object for scripts.
+//!
+//! The client options (`--home`, `--ledger`, `--proxy`, `--passphrase-file`, `--passphrase-fd`,
+//! `--ca-file`) are global, so they go before or after a client subcommand alike (`deaddrop
+//! --home H send ...`, `deaddrop send ... --home H`). They mean nothing to `serve` and `bench`,
+//! which get hidden options of the same names instead: clap gives a subcommand no global option
+//! it has one of the same name, so those do not list them in their help, and a client option
+//! given to them on the command line is refused, saying so.
 #![forbid(unsafe_code)]
 // Printing results is this binary's job.
 #![allow(clippy::print_stdout)]
 
+mod config;
 mod demo;
+mod outbox;
 mod serve;
+mod status;
 mod user;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use deaddrop_client::settings::Source;
 
 /// Anonymous messaging over a public ledger.
 #[derive(Debug, Parser)]
@@ -47,6 +59,61 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+}
+
+/// The client options (ids and flags, as [`user::ClientOpts`] names them), which `serve` and
+/// `bench` refuse.
+const CLIENT_OPTIONS: [(&str, &str); 6] = [
+    ("home", "--home"),
+    ("ledger", "--ledger"),
+    ("proxy", "--proxy"),
+    ("passphrase_file", "--passphrase-file"),
+    ("passphrase_fd", "--passphrase-fd"),
+    ("ca_file", "--ca-file"),
+];
+
+/// The subcommands that are no client and take none of [`CLIENT_OPTIONS`].
+const NOT_CLIENTS: [&str; 2] = ["serve", "bench"];
+
+/// The command line: [`Cli`], with hidden stand-ins for the client options on `serve` and
+/// `bench` (see the module documentation).
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for name in NOT_CLIENTS {
+        cmd = cmd.mut_subcommand(name, |sub| {
+            sub.args(CLIENT_OPTIONS.map(|(id, flag)| {
+                let arg = Arg::new(id)
+                    .long(flag.trim_start_matches("--"))
+                    .hide(true)
+                    .num_args(1)
+                    .value_name("VALUE");
+                // Of the type the global one has: clap hands a value given here up to the top
+                // level, where `ClientOpts` reads it.
+                match id {
+                    "home" | "passphrase_file" | "ca_file" => {
+                        arg.value_parser(clap::value_parser!(std::path::PathBuf))
+                    }
+                    "passphrase_fd" => arg.value_parser(clap::value_parser!(u32)),
+                    _ => arg,
+                }
+            }))
+        });
+    }
+    cmd
+}
+
+/// The client option given on the command line of `serve` or `bench`, if one was.
+fn client_option_given(matches: &ArgMatches) -> Option<(&'static str, &'static str)> {
+    let (name, sub) = matches.subcommand()?;
+    let name = NOT_CLIENTS.into_iter().find(|n| *n == name)?;
+    CLIENT_OPTIONS
+        .into_iter()
+        .find(|(id, _)| {
+            [matches, sub]
+                .iter()
+                .any(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+        })
+        .map(|(_, flag)| (name, flag))
 }
 
 /// Options every subcommand can read.
@@ -137,12 +204,24 @@ fn bench(global: Global, args: Vec<std::ffi::OsString>) -> anyhow::Result<()> {
     }
 }
 
+/// The command line parsed, or how clap failed.
+fn parse() -> Result<(Cli, ArgMatches), clap::Error> {
+    let matches = command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    cli.client.ledger_source = match matches.value_source("ledger") {
+        Some(ValueSource::CommandLine) => Some(Source::Flag),
+        Some(ValueSource::EnvVariable) => Some(Source::Environment),
+        _ => None,
+    };
+    Ok((cli, matches))
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let wants_json = std::env::args().any(|a| a == "--json");
+    let (cli, matches) = match parse() {
+        Ok(parsed) => parsed,
         Err(e) => {
             // With --json, scripts get usage errors as JSON too; help and version print as usual.
-            let wants_json = std::env::args().any(|a| a == "--json");
             if wants_json && e.use_stderr() {
                 let detail = e.to_string();
                 let first = detail
@@ -163,6 +242,20 @@ fn main() -> std::process::ExitCode {
             e.exit()
         }
     };
+    if let Some((name, flag)) = client_option_given(&matches) {
+        let error = format!("`deaddrop {name}` does not take {flag}: it is an option of the client commands (send, sync, status, ...)");
+        let hint = match name {
+            "serve" => "leave it out; the ledger keeps its data in --data DIR (see `deaddrop serve --help`)",
+            _ => "leave it out (see `deaddrop-bench --help`)",
+        }
+        .to_string();
+        if cli.json {
+            print_json_error(error, hint);
+        } else {
+            eprintln!("error: {error}\nhint: {hint}");
+        }
+        return std::process::ExitCode::from(2);
+    }
     let global = Global { json: cli.json };
     let result = match cli.command {
         Command::User(cmd) => user::run(global, cli.client, cmd),
@@ -181,11 +274,30 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::Cli;
-    use clap::CommandFactory;
-
     #[test]
     fn command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
+        super::command().debug_assert();
+    }
+
+    #[test]
+    fn a_client_option_given_to_serve_or_bench_is_found_wherever_it_stands() {
+        use clap::FromArgMatches;
+        for (id, flag) in super::CLIENT_OPTIONS {
+            let value = if id == "passphrase_fd" { "3" } else { "x" };
+            for args in [
+                vec!["deaddrop", "serve", flag, value],
+                vec!["deaddrop", flag, value, "serve"],
+                vec!["deaddrop", "bench", flag, value, "scan"],
+            ] {
+                let m = super::command().try_get_matches_from(&args).unwrap();
+                super::Cli::from_arg_matches(&m).unwrap();
+                let found = super::client_option_given(&m).map(|(_, f)| f);
+                assert_eq!(found, Some(flag), "{args:?}");
+            }
+        }
+        let m = super::command()
+            .try_get_matches_from(["deaddrop", "--home", "h", "card"])
+            .unwrap();
+        assert_eq!(super::client_option_given(&m), None);
     }
 }

@@ -185,6 +185,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => Ledger::new(r.config, store)?,
         };
+        if let Some(id) = ledger.info().ledger_id {
+            let whose = if r.mirror_of.is_some() { " (its upstream's, once it has heard from it)" } else { "" };
+            eprintln!("  ledger id {id}{whose}");
+        }
         announce(local, ready_file.as_deref())?;
         deaddrop_ledger::run(listener, ledger, shutdown_signal()).await.context("the server failed")?;
         eprintln!("deaddrop ledger stopped");

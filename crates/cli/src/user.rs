@@ -1,6 +1,7 @@
 //! The client subcommands: `init`, `card`, `contact`, `send`, `sync`, `inbox`, `read`,
-//! `requests`, `accept`, `reject`, `watch`, `check-string`. Logic lives in `deaddrop-client`;
-//! this module parses arguments, asks for passphrases and prints.
+//! `requests`, `accept`, `reject`, `watch`, `check-string` (and, in modules of their own,
+//! `config`, `status`, `outbox`). Logic lives in `deaddrop-client`; this module parses
+//! arguments, asks for passphrases and prints.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -17,8 +18,9 @@ use deaddrop_client::output::{
     ContactUpdatedJson, InboxKind, InboxRowJson, InitJson, LockJson, MessageJson, PassphraseJson,
     RejectJson, RequestJson, RotateJson, SendJson, SyncJson, UnlockJson, WatchEventJson,
 };
+use deaddrop_client::settings::{Setting, Source};
+use deaddrop_client::LedgerClient;
 use deaddrop_client::{ClientError, Direction, RequestId};
-use deaddrop_client::{ClientOptions, LedgerClient};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{CheckKey, CheckString, ContactCard, Identity, Suite};
 use serde::Serialize;
@@ -28,23 +30,23 @@ use crate::Global;
 
 /// Options of every client subcommand.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Client options")]
 pub struct ClientOpts {
     /// Where this identity's database lives [default: the platform data directory, e.g.
     /// ~/.local/share/deaddrop].
     #[arg(long, global = true, env = "DEADDROP_HOME")]
     pub home: Option<PathBuf>,
-    /// The ledger to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "DEADDROP_LEDGER",
-        default_value = "http://127.0.0.1:8470"
-    )]
-    pub ledger: String,
+    /// The ledger to talk to for this command [default: the home's (`deaddrop config set
+    /// ledger URL`, or `init --ledger URL`), else http://127.0.0.1:8470]. At `init`, stored in
+    /// the home.
+    #[arg(long, global = true, env = "DEADDROP_LEDGER")]
+    pub ledger: Option<String>,
     /// A SOCKS5 proxy for every network call, e.g. socks5h://127.0.0.1:9050 for Tor. Each
     /// command, and each part of a message `send` posts, authenticates with random credentials
     /// of its own, so Tor (IsolateSOCKSAuth, its default) gives each its own circuit; with
-    /// socks5h://USER:PASS@HOST:PORT every connection uses yours instead.
+    /// socks5h://USER:PASS@HOST:PORT every connection uses yours instead. [default: the
+    /// home's (`deaddrop config set proxy URL`), else none; `--proxy ''` uses none]. At `init`,
+    /// stored in the home.
     #[arg(long, global = true, env = "DEADDROP_PROXY")]
     pub proxy: Option<String>,
     /// Read the passphrase from the first line of FILE (keep it readable by you alone).
@@ -59,23 +61,13 @@ pub struct ClientOpts {
     )]
     pub passphrase_fd: Option<u32>,
     /// Also trust the certificate authorities in this PEM file for an https:// ledger (one whose
-    /// certificate comes from a private CA). Without it, the built-in web roots only.
+    /// certificate comes from a private CA). Without it, the built-in web roots only. [default:
+    /// the home's (`deaddrop config set ca_file PATH`)]. At `init`, stored in the home.
     #[arg(long, global = true, env = "DEADDROP_CA_FILE", value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
-}
-
-impl ClientOpts {
-    /// The command's client of the ledger: its SOCKS credentials and TLS settings.
-    fn ledger_client(&self) -> Result<LedgerClient, ClientError> {
-        deaddrop_client::connect_with(
-            &self.ledger,
-            &ClientOptions {
-                proxy: self.proxy.clone(),
-                ca_file: self.ca_file.clone(),
-                ..Default::default()
-            },
-        )
-    }
+    /// Where `ledger` came from, when it was given (set after parsing).
+    #[arg(skip)]
+    pub ledger_source: Option<Source>,
 }
 
 /// `deaddrop contact ...`.
@@ -218,6 +210,15 @@ pub enum UserCmd {
     /// Manage the check string on your card.
     #[command(subcommand)]
     CheckString(CheckStringCmd),
+    /// Show or change this home's settings (its ledger, proxy, CA file), kept in its encrypted
+    /// database.
+    #[command(subcommand)]
+    Config(crate::config::ConfigCmd),
+    /// This home at a glance: identity, ledger (reachable?), how far it is read, unread
+    /// messages, requests, and what waits in the outbox.
+    Status,
+    /// Messages waiting for the ledger (sent while it was away); `outbox flush` sends them.
+    Outbox(crate::outbox::OutboxArgs),
 }
 
 fn home_dir(opts: &ClientOpts) -> anyhow::Result<PathBuf> {
@@ -236,7 +237,7 @@ fn home_dir(opts: &ClientOpts) -> anyhow::Result<PathBuf> {
 
 /// Where the passphrase of this command comes from: `--passphrase-file`, `--passphrase-fd`,
 /// `DEADDROP_PASSPHRASE` (with a warning), or the terminal; asked at most once per command.
-struct Secrets {
+pub(crate) struct Secrets {
     file: Option<PathBuf>,
     fd: Option<u32>,
     cached: Option<Passphrase>,
@@ -385,7 +386,7 @@ fn new_passphrase(
 
 /// The identity's private key, kept inside the encrypted database (homes of older versions
 /// sealed it under the passphrase too).
-fn unlock(db: &Db, secrets: &mut Secrets) -> anyhow::Result<Identity> {
+pub(crate) fn unlock(db: &Db, secrets: &mut Secrets) -> anyhow::Result<Identity> {
     let row = db.identity()?;
     let pass = if keystore::is_encrypted(&row.sealed_key) {
         Some(secrets.get()?)
@@ -395,19 +396,19 @@ fn unlock(db: &Db, secrets: &mut Secrets) -> anyhow::Result<Identity> {
     Ok(keystore::open(&row.sealed_key, pass.as_ref())?)
 }
 
-fn time_text(ms: u64) -> String {
+pub(crate) fn time_text(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 /// Prints `v` as one line of JSON on standard output.
-pub fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, v)?;
     writeln!(out)?;
     Ok(())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -415,7 +416,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// A new message as a line (more, indented, if its text has several), with everything that
 /// came from someone else escaped ([`display`]).
-fn message_line(m: &NewMessage) -> String {
+pub(crate) fn message_line(m: &NewMessage) -> String {
     let from = match &m.contact {
         Some(c) => display::line(c),
         None => format!("request #{} (not a contact; see `deaddrop requests`)", m.id),
@@ -442,7 +443,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
     let json = global.json;
     let mut secrets = Secrets::new(&opts, json);
     let cmd = match cmd {
-        UserCmd::Home(h) => return home_cmd(&home, json, &mut secrets, h),
+        UserCmd::Home(h) => return home_cmd(&home, &opts, json, &mut secrets, h),
         other => other,
     };
     let mut db = Db::open(&home, &mut || secrets.get())?;
@@ -450,6 +451,9 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         UserCmd::Home(_) => {
             // Handled above, before the database is opened.
         }
+        UserCmd::Config(c) => crate::config::run(&mut db, json, c)?,
+        UserCmd::Status => crate::status::run(&mut db, &opts, json)?,
+        UserCmd::Outbox(o) => crate::outbox::run(&mut db, &opts, json, o)?,
         UserCmd::Card { qr } => {
             let card = db.my_card(now_ms())?;
             if json {
@@ -490,7 +494,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             } else {
                 text
             };
-            let ledger = opts.ledger_client()?;
+            let ledger = opts.resolve(&db)?.quick_client()?;
             let report = runtime()?.block_on(ops::send(&mut db, &ledger, &name, &text))?;
             if json {
                 print_json(&SendJson {
@@ -498,7 +502,25 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     message_id: report.message_id,
                     parts: report.parts,
                     ids: report.ids,
+                    queued: report.queued,
+                    away: report.away,
                 })?;
+            } else if report.queued {
+                let why = match &report.away {
+                    Some(away) if report.unreachable => {
+                        format!("the ledger at {} is not reachable", ledger.url())
+                            + &format!(" ({})", display::line(away))
+                    }
+                    Some(away) => format!(
+                        "the ledger at {} could not take it now ({})",
+                        ledger.url(),
+                        display::line(away)
+                    ),
+                    None => format!("the ledger at {} has not taken it yet", ledger.url()),
+                };
+                println!(
+                    "queued: {why}; `deaddrop outbox flush` (or the next sync/watch/chat) sends it"
+                );
             } else {
                 let ids = match (report.ids.first(), report.ids.last()) {
                     (Some(a), Some(b)) if a != b => format!("ledger ids {a}..{b}"),
@@ -521,8 +543,19 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         }
         UserCmd::Sync => {
             let me = unlock(&db, &mut secrets)?;
-            let ledger = opts.ledger_client()?;
+            let ledger = opts.resolve(&db)?.client()?;
             let r = runtime()?.block_on(ops::sync(&mut db, &ledger, &me, |_| {}))?;
+            if let (Some(old), Some(new)) = (r.replaced, r.ledger_id) {
+                eprintln!("warning: the ledger at {} is not the one this home read there before (ledger {old}; now {new}): its data was wiped, or another ledger answers at that address. It was read from its start; messages the old one held that this home had not read yet are not on it.", ledger.url());
+            }
+            for p in &r.refused {
+                eprintln!(
+                    "warning: a part of your message #{} to {} was refused for good and set aside: {}; see `deaddrop outbox`",
+                    p.message,
+                    display::line(&p.contact),
+                    display::line(&p.reason)
+                );
+            }
             if let Some((a, b)) = r.gap {
                 eprintln!("warning: entries {a} to {b} expired on the ledger before this client read them; messages in them are lost. Sync more often than the ledger's lifetime (`curl {}{}`).", ledger.url(), deaddrop_client::api::path::INFO);
             }
@@ -536,8 +569,21 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     gap: r.gap.map(|(a, b)| [a, b]),
                     duplicates: r.duplicates,
                     last_id: r.last_id,
+                    flushed: r.flushed,
+                    queued: r.queued,
+                    ledger_id: r.ledger_id.map(|i| i.to_hex()),
+                    previous_ledger_id: r.replaced.map(|i| i.to_hex()),
                 })?;
             } else {
+                if r.flushed > 0 {
+                    println!("Sent {} queued part(s) from the outbox", r.flushed);
+                }
+                if r.queued > 0 {
+                    println!(
+                        "{} part(s) still wait in the outbox: see `deaddrop outbox`",
+                        r.queued
+                    );
+                }
                 println!(
                     "Scanned {} entries: {} new message(s), {} request(s), {} rejected",
                     r.scanned, r.messages, r.requests, r.rejected
@@ -704,7 +750,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         }
         UserCmd::Watch => {
             let me = Arc::new(unlock(&db, &mut secrets)?);
-            let ledger = opts.ledger_client()?;
+            let ledger = opts.resolve(&db)?.client()?;
             let stop = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
@@ -903,6 +949,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
 /// `init`, `unlock`, `lock`, `passphrase change`: the commands that make or protect a home.
 fn home_cmd(
     home: &std::path::Path,
+    opts: &ClientOpts,
     json: bool,
     secrets: &mut Secrets,
     cmd: HomeCmd,
@@ -935,6 +982,8 @@ fn home_cmd(
                     .into());
                 }
             }
+            // What the command line (or environment) names is kept in the home: checked first.
+            let settings = crate::config::given_settings(opts)?;
             if home.join(deaddrop_client::home::KEY_FILE).exists() {
                 return Err(ClientError::IdentityExists {
                     home: home.display().to_string(),
@@ -959,6 +1008,9 @@ fn home_cmd(
                 &CheckString::generate(&mut SystemRng),
                 now_ms(),
             )?;
+            for (key, value) in &settings {
+                db.set_setting(*key, value)?;
+            }
             let card = db.my_card(now_ms())?;
             if json {
                 print_json(&InitJson {
@@ -973,6 +1025,11 @@ fn home_cmd(
                 println!("Fingerprint: {}", id.address().fingerprint().short());
                 println!("Your card (give it to the people who should write to you; `deaddrop card` prints it again):");
                 println!("{}", card.to_text());
+                for (key, value) in &settings {
+                    if *key == Setting::Ledger {
+                        println!("This home uses the ledger at {value} (`deaddrop config set ledger URL` changes it)");
+                    }
+                }
             }
         }
         HomeCmd::Unlock { timeout } => {

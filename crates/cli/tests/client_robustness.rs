@@ -55,9 +55,18 @@ fn sync_killed_midway_loses_nothing_and_doubles_nothing() {
     append_entries(&url, random_entries(NOISE_BETWEEN, entry_len), 16);
     let newest = (MESSAGES * (NOISE_BETWEEN + 1) + NOISE_BETWEEN) as u64;
 
-    // The test watches B's sync position in B's own database while `deaddrop sync` runs.
+    // The test watches B's sync position in B's own database while `deaddrop sync` runs: kept
+    // under the ledger's id.
+    let id = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(deaddrop_client::connect(&url, None).unwrap().info())
+        .unwrap()
+        .ledger_id;
+    let key = deaddrop_client::db::position_key(&url, id.as_ref());
     let db = Db::open(&b.home, &mut || Ok(Passphrase::new(PASSPHRASE.into()))).unwrap();
-    let position = || db.last_id(&url).unwrap();
+    let position = || db.last_id(&key).unwrap();
     let mut midway_kills = 0;
     // Kill moments: at once (likely before any page), at the first committed page, after a
     // few hundred more entries, and at the first page again.
@@ -160,8 +169,8 @@ fn unreachable_ledger_is_named() {
     assert!(e.error.contains(&url), "{e:?}");
     assert!(e.error.contains("not reachable"), "{e:?}");
     assert!(e.hint.contains("deaddrop serve"), "{e:?}");
-    // `send` keeps retrying a ledger that is down for a minute (ops::SEND_PATIENCE) before it
-    // fails the same way, and `watch` retries for ever, saying why.
+    // `send` queues the message at once (tests/client_home.rs), and `watch` retries for ever,
+    // saying why.
     let mut w = p.watch();
     let ev = w.wait_for("a reconnect", Duration::from_secs(30), |e| {
         matches!(e, WatchEventJson::Reconnecting { .. })

@@ -1,6 +1,7 @@
 //! The local database (docs/DESIGN.md §3.9): one SQLite file per home holding the identity (its key
 //! sealed by [`crate::keystore`]), check strings, contacts with their check keys, messages,
-//! partial parts, pending requests, the outbox and the sync position.
+//! partial parts, pending requests, the outbox ([`outbox`]: what waits for a ledger, and parts a
+//! ledger refused), the settings and the sync position per ledger ([`ledgers`]).
 //!
 //! A sync batch (the parts found in one page and the new last-seen id) commits in one
 //! transaction, so an interrupted sync neither loses nor duplicates a message. Incoming parts are
@@ -25,8 +26,12 @@ use crate::home::{sync_dir, DbKey, HomeLock, KeyFile, KEY_FILE};
 use crate::keystore::{self, Passphrase};
 use crate::{Direction, RequestId};
 
+mod ledgers;
+mod outbox;
 mod peers;
 
+pub use ledgers::{position_key, Position};
+pub use outbox::{QueuedMessage, RefusedPart};
 pub use peers::{seen_retention_ms, Recipient, MAX_INTRODUCTIONS, STALE_MS};
 
 /// The database file inside a home.
@@ -264,6 +269,8 @@ pub struct OutboxItem {
     pub id: i64,
     /// The entry bytes (stamp to be solved).
     pub entry: Vec<u8>,
+    /// The row id of its message.
+    pub message_row: i64,
 }
 
 /// The receiver's view of its contacts, for [`deaddrop_proto::open`].
@@ -491,6 +498,8 @@ fn configure(mut conn: Connection) -> Result<Connection, rusqlite::Error> {
     // locked").
     conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(ledgers::SCHEMA)?;
+    conn.execute_batch(outbox::SCHEMA)?;
     Ok(conn)
 }
 
@@ -1031,18 +1040,10 @@ impl Db {
         Ok(row)
     }
 
-    /// Parts not yet acknowledged by a ledger, oldest first.
+    /// Parts not yet acknowledged by a ledger, oldest first, but those a ledger refused for good
+    /// ([`Db::queued_parts`] has them all).
     pub fn pending_outbox(&self) -> Result<Vec<OutboxItem>, ClientError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, entry FROM outbox WHERE ledger_id IS NULL ORDER BY id")?;
-        let rows = st.query_map([], |r| {
-            Ok(OutboxItem {
-                id: r.get(0)?,
-                entry: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.queued_parts(false)
     }
 
     /// Forgets an outbox part the ledger acknowledged: neither its bytes nor its ledger id stay

@@ -60,6 +60,15 @@ pub enum ClientError {
     /// The ledger could not be reached, refused, or answered something unexpected.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The ledger refused a part of a message for good (not because it is busy): the part is
+    /// set aside in the outbox with the reason.
+    #[error("{reason}; the message stays in the outbox, set aside")]
+    Refused {
+        /// The ledger's URL.
+        url: String,
+        /// What it said.
+        reason: String,
+    },
     /// The ledger answered in a way this client cannot use (another entry size, ...).
     #[error("the ledger at {url} sent something unexpected: {detail}")]
     Protocol {
@@ -142,16 +151,18 @@ impl ClientError {
             ClientError::Card(_) => "ask them for their card again (`deaddrop card` prints it) and paste all of it, in quotes".into(),
             ClientError::SuiteMismatch { .. } => "use a ledger of your identity's suite (--ledger URL), or make a new identity in another --home with `deaddrop init --suite ...`".into(),
             ClientError::Ledger(e) => match e {
-                LedgerError::BadUrl { .. } => "check --ledger (or DEADDROP_LEDGER)".into(),
+                LedgerError::BadUrl { fix, .. } => format!("{fix} (give it with --ledger or DEADDROP_LEDGER, or store it with `deaddrop config set ledger URL`)"),
+                LedgerError::PlainHttp { http_url, .. } => format!("use {http_url}: give it with --ledger or store it with `deaddrop config set ledger {http_url}`"),
                 LedgerError::BadProxy { .. } => "check --proxy: socks5h://HOST:PORT, e.g. socks5h://127.0.0.1:9050 for Tor".into(),
                 LedgerError::BadCaFile { .. } => "check --ca-file (or DEADDROP_CA_FILE): a PEM file with the certificate (`-----BEGIN CERTIFICATE-----`) of the authority that signed your ledger's certificate".into(),
                 LedgerError::Certificate { .. } => "if your ledger's certificate comes from a private certificate authority, give that authority's certificate with --ca-file PATH (or DEADDROP_CA_FILE); otherwise check --ledger: whoever answered there is not the ledger you meant".into(),
-                LedgerError::Unreachable { .. } => "is `deaddrop serve` running there? Check --ledger (or DEADDROP_LEDGER) and --proxy".into(),
+                LedgerError::Unreachable { .. } => "is `deaddrop serve` running there? Check the ledger (`deaddrop status` says which one this home uses; --ledger, DEADDROP_LEDGER or `deaddrop config set ledger URL` change it) and --proxy".into(),
                 LedgerError::Refused { problem, .. } if problem.kind.is_transient() => "the ledger is busy; try again in a little while".into(),
                 LedgerError::Refused { .. } => "this is probably a bug or a ledger of another version; see the detail above".into(),
                 LedgerError::Protocol { .. } => "check that --ledger points at a deaddrop ledger of this version".into(),
                 _ => "see the message above".into(),
             },
+            ClientError::Refused { .. } => "`deaddrop outbox` lists it; once the cause is fixed (e.g. another ledger: `deaddrop config set ledger URL`), `deaddrop outbox flush` tries it again".into(),
             ClientError::Protocol { .. } => "check that --ledger points at a deaddrop ledger of this version".into(),
             ClientError::Database(_) => "check the disk and the permissions of your --home; the database is deaddrop.sqlite3 there".into(),
             ClientError::Io { .. } => "check the path and its permissions".into(),

@@ -1,7 +1,8 @@
 //! The deaddrop client library: the identity at rest, contacts, messages and the sync position
 //! in one SQLite database per home ([`db`]), trial decryption on all cores ([`scan`]), the
 //! operations that tie them together ([`ops`]), and the documents the command prints with
-//! `--json` ([`output`]), and what makes someone else's text safe for a terminal ([`display`]). The ledger is reached through `deaddrop-api`'s typed
+//! `--json` ([`output`]), what makes someone else's text safe for a terminal ([`display`]), and
+//! the home's settings ([`settings`]: its ledger, proxy, CA file). The ledger is reached through `deaddrop-api`'s typed
 //! [`LedgerClient`] (HTTP and WebSocket, optionally through a SOCKS5 proxy). The `deaddrop`
 //! binary is a thin layer over it. Depends on `deaddrop-proto` and `deaddrop-api`, never on the
 //! server.
@@ -20,6 +21,7 @@ pub mod keystore;
 pub mod ops;
 pub mod output;
 pub mod scan;
+pub mod settings;
 
 pub use deaddrop_api::{ClientOptions, LedgerClient};
 pub use error::ClientError;

@@ -1,20 +1,32 @@
 //! The client's operations over a [`Db`] and a [`LedgerClient`]: send (seal, record, solve the
-//! proof of work, append with retries), sync (read every entry after the last seen id, trial-
-//! decrypt on all cores, store what is ours with the new position in one transaction), and
-//! watch (follow the push stream).
+//! proof of work, append with retries; or queue the message when the ledger is away), flush
+//! (send what the outbox holds), sync (send what is queued, read every entry after the last seen
+//! id, trial-decrypt on all cores, store what is ours with the new position in one transaction),
+//! and watch (follow the push stream).
+//!
+//! **The outbox.** A message is sealed and recorded before anything goes on the wire; its parts
+//! wait in the outbox until a ledger acknowledges them. Sealing needs nothing from the ledger
+//! (the proof of work is solved when a part is sent, at the difficulty the ledger asks then), so
+//! `send` with the ledger unreachable records the message at once and says it is queued;
+//! [`flush`] sends it later, from `deaddrop outbox flush`, `sync` and `watch` (and anything else
+//! that calls it). A part a ledger refuses for good is set aside with the reason
+//! ([`crate::db::RefusedPart`]) and the rest go on.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use deaddrop_api::client::retry;
-use deaddrop_api::{frames, Backoff, EntryId, Frame, Info, LedgerClient, ProblemKind, PushEvent};
+use deaddrop_api::{
+    frames, Backoff, EntryId, Frame, Info, LedgerClient, LedgerError, LedgerId, ProblemKind,
+    PushEvent,
+};
 use deaddrop_proto::message::MessageId;
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::{pow, seal_message_with_rng, Entry, Identity, PairKeys, Suite};
 use rand_core::RngCore;
 use rayon::prelude::*;
 
-use crate::db::{seen_retention_ms, Db, FoundEntry, NewMessage};
+use crate::db::{seen_retention_ms, Db, FoundEntry, NewMessage, RefusedPart};
 use crate::error::ClientError;
 use crate::scan::scan_parallel;
 
@@ -31,6 +43,16 @@ pub const SEND_PATIENCE: Duration = Duration::from_secs(60);
 /// The largest message `send` accepts (about 64 MiB): past that, use another tool.
 pub const MAX_MESSAGE: usize = 64 << 20;
 
+/// How long a send, or a sync about to read, keeps trying to get queued parts to a ledger that
+/// answered a moment ago but now fails or is busy: enough to ride out a restart.
+pub const SYNC_FLUSH_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long a quick look at the ledger (`send`'s first contact, `status`) may take to connect:
+/// a ledger that is down is noticed at once, instead of after a long retry.
+pub const QUICK_CONNECT: Duration = Duration::from_secs(3);
+/// [`QUICK_CONNECT`] through a proxy: Tor may take several seconds to build a circuit.
+pub const QUICK_CONNECT_PROXY: Duration = Duration::from_secs(15);
+
 /// What a send did.
 #[derive(Debug, Clone)]
 pub struct SendReport {
@@ -44,6 +66,37 @@ pub struct SendReport {
     /// Ledger ids of every part appended by this call (including parts of earlier,
     /// interrupted sends that this call finished).
     pub ids: Vec<u64>,
+    /// Whether parts of this message wait in the outbox: the ledger is away (see `away`).
+    pub queued: bool,
+    /// Why the outbox could not be sent now (the ledger unreachable or busy), if it could not.
+    pub away: Option<String>,
+    /// Whether that was because the ledger could not be reached at all (rather than busy).
+    pub unreachable: bool,
+}
+
+/// What sending the outbox did.
+#[derive(Debug, Default)]
+pub struct FlushReport {
+    /// The ledger ids of the parts acknowledged now, in order.
+    pub ids: Vec<u64>,
+    /// Parts still waiting (the ledger went away or stayed busy), not counting those set aside.
+    pub pending: usize,
+    /// Parts the ledger refused for good now, set aside with the reason.
+    pub refused: Vec<RefusedPart>,
+    /// Why parts still wait, if they do: the last error from the ledger (unreachable, busy).
+    pub away: Option<ClientError>,
+}
+
+/// How [`flush`] sends.
+#[derive(Clone, Copy, Debug)]
+pub struct Flush {
+    /// The proof-of-work difficulty the ledger asked for last (its `info`).
+    pub bits: u8,
+    /// How long to keep retrying a ledger that is down or busy before leaving the rest queued.
+    pub patience: Duration,
+    /// Also try the parts a ledger refused before (`deaddrop outbox flush`: the user may have
+    /// fixed the cause, e.g. chosen another ledger).
+    pub retry_refused: bool,
 }
 
 /// What a sync did.
@@ -67,6 +120,19 @@ pub struct SyncReport {
     pub last_id: u64,
     /// The messages that arrived.
     pub new: Vec<NewMessage>,
+    /// The ledger's id, if it reports one.
+    pub ledger_id: Option<LedgerId>,
+    /// Where the position is kept ([`crate::db::position_key`]).
+    pub position_key: String,
+    /// The ledger that answered at this URL before, when this one is another this home never
+    /// read ([`crate::db::Position::replaced`]): read from its start.
+    pub replaced: Option<LedgerId>,
+    /// Queued parts sent before reading (the outbox, [`flush`]).
+    pub flushed: u64,
+    /// Queued parts still waiting after that, and those a ledger refused for good.
+    pub queued: u64,
+    /// Parts the ledger refused for good during this sync.
+    pub refused: Vec<RefusedPart>,
 }
 
 /// Checks that the ledger carries `suite` and returns its info.
@@ -117,7 +183,15 @@ pub async fn check_ledger_patiently(
     .await
 }
 
-/// Seals `text` to contact `name`, records it, and appends every part.
+/// Seals `text` to contact `name`, records it, and sends the outbox (this message's parts and
+/// any queued before). One quick look at the ledger first ([`check_ledger`], one attempt): a
+/// ledger that cannot be used for good (another suite, an untrusted certificate) fails the send
+/// before anything is recorded; one that is unreachable or busy does not stop it: the message is
+/// recorded and stays queued ([`SendReport::queued`]), for [`flush`] to send later. A part the
+/// ledger refuses for good fails the send with [`ClientError::Refused`], the part set aside.
+///
+/// Give it a client with a short connect timeout ([`QUICK_CONNECT`]) so that a ledger that is
+/// down is noticed at once.
 pub async fn send(
     db: &mut Db,
     ledger: &LedgerClient,
@@ -133,7 +207,11 @@ pub async fn send(
     let contact = db.contact(name)?;
     let me = db.identity()?;
     let suite = me.address.suite();
-    let info = check_ledger_patiently(ledger, suite).await?;
+    let info = match check_ledger(ledger, suite).await {
+        Ok(info) => Ok(info),
+        Err(e) if retryable(&e) => Err(e),
+        Err(e) => return Err(e),
+    };
     let now = now_ms();
     let my_checks = db.accepted_checks(now)?;
     let newest = my_checks.first();
@@ -172,23 +250,60 @@ pub async fn send(
         )?);
     }
     let bytes: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
-    db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
-    let ids = flush_outbox(db, ledger, suite, info.pow_bits).await?;
+    let row = db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
+    let report = match info {
+        Ok(info) => {
+            flush(
+                db,
+                ledger,
+                suite,
+                Flush {
+                    bits: info.pow_bits,
+                    patience: SEND_PATIENCE,
+                    retry_refused: false,
+                },
+            )
+            .await?
+        }
+        Err(away) => FlushReport {
+            pending: db.pending_outbox()?.len(),
+            away: Some(away),
+            ..Default::default()
+        },
+    };
+    if let Some(r) = report.refused.iter().find(|r| r.message == row) {
+        return Err(ClientError::Refused {
+            url: ledger.url().to_string(),
+            reason: r.reason.clone(),
+        });
+    }
+    let queued = db.queued_messages()?.iter().any(|m| m.id == row);
     Ok(SendReport {
         message_id: message_id.to_hex(),
         parts: entries.len(),
         copies: recipients.len(),
-        ids,
+        ids: report.ids,
+        queued,
+        unreachable: matches!(
+            report.away,
+            Some(ClientError::Ledger(LedgerError::Unreachable { .. }))
+        ),
+        away: report.away.map(|e| e.to_string()),
     })
 }
 
-fn stamp_all(entries: &mut [Entry], bits: u8) -> Result<(), ClientError> {
+/// Solves the proof of work of every entry at `bits`, on all cores.
+fn stamp_all<'a>(
+    entries: impl Iterator<Item = &'a mut Entry>,
+    bits: u8,
+) -> Result<(), ClientError> {
     if bits > pow::MAX_BITS {
         return Err(ClientError::PowTooHard {
             asked: bits,
             max: pow::MAX_BITS,
         });
     }
+    let mut entries: Vec<&mut Entry> = entries.collect();
     entries.par_iter_mut().for_each(|e| {
         pow::solve(e, bits, SystemRng.next_u64());
     });
@@ -196,55 +311,161 @@ fn stamp_all(entries: &mut [Entry], bits: u8) -> Result<(), ClientError> {
 }
 
 /// Appends every pending outbox part, retrying a ledger that is down or busy for
-/// [`SEND_PATIENCE`]. The same bytes are re-sent, so a retry can at worst store a duplicate
-/// entry, which the receiver recognises by its message id; it never makes a second message.
-///
-/// Each part goes out through a client of its own ([`LedgerClient::isolated`]): through Tor,
-/// its own circuit, so the exit and the ledger cannot tell that the parts belong together
-/// (nor to the command's other requests).
+/// [`SEND_PATIENCE`], and returns the ledger ids acknowledged; fails with the ledger's error if
+/// parts are left waiting, or with [`ClientError::Refused`] for a part refused for good (set
+/// aside; the others went on). [`flush`] says more.
 pub async fn flush_outbox(
     db: &mut Db,
     ledger: &LedgerClient,
     suite: Suite,
-    mut bits: u8,
+    bits: u8,
 ) -> Result<Vec<u64>, ClientError> {
-    let pending = db.pending_outbox()?;
-    let mut entries = pending
-        .iter()
-        .map(|p| Entry::parse(suite, &p.entry).map_err(|e| ClientError::damaged("queued part", e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    stamp_all(&mut entries, bits)?;
-    let mut ids = Vec::with_capacity(entries.len());
-    for (item, entry) in pending.iter().zip(entries.iter_mut()) {
-        let ledger = ledger.isolated()?;
-        let mut backoff = send_backoff(SEND_PATIENCE);
-        loop {
-            match ledger.append(entry.as_bytes().to_vec()).await {
-                Ok(a) => {
-                    db.outbox_sent(item.id)?;
-                    ids.push(a.id.get());
-                    break;
-                }
-                Err(e)
-                    if e.problem() == Some(&ProblemKind::PowInsufficient)
-                        && !backoff.exhausted() =>
-                {
-                    bits = check_ledger_patiently(&ledger, suite).await?.pow_bits;
-                    stamp_all(std::slice::from_mut(entry), bits)?;
-                }
-                Err(e) if e.is_transient() => {
-                    if !backoff.wait().await {
-                        return Err(e.into());
-                    }
-                }
-                Err(e) => return Err(e.into()),
+    let report = flush(
+        db,
+        ledger,
+        suite,
+        Flush {
+            bits,
+            patience: SEND_PATIENCE,
+            retry_refused: false,
+        },
+    )
+    .await?;
+    if let Some(e) = report.away {
+        return Err(e);
+    }
+    if let Some(r) = report.refused.into_iter().next() {
+        return Err(ClientError::Refused {
+            url: ledger.url().to_string(),
+            reason: r.reason,
+        });
+    }
+    Ok(report.ids)
+}
+
+/// Sends the outbox: appends every queued part, oldest first, each stamped at `how.bits` (and
+/// again at the ledger's new difficulty if it asks for more), retrying a ledger that is down or
+/// busy for `how.patience`, after which the rest stay queued ([`FlushReport::away`]). The same
+/// bytes are re-sent, so a retry (or a flush killed after an append and run again) can at worst
+/// store a second entry, which the receiver recognises by its message id: it never makes a
+/// second message.
+///
+/// A part refused for good (by the ledger, or damaged on disk) is set aside with the reason and
+/// the next one goes on; one that cannot be used at all (an untrusted certificate, an answer
+/// this client does not understand) fails the flush, everything left queued.
+///
+/// Each part goes out through a client of its own ([`LedgerClient::isolated`]): through Tor,
+/// its own circuit, so the exit and the ledger cannot tell that the parts belong together
+/// (nor to the command's other requests).
+pub async fn flush(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    suite: Suite,
+    how: Flush,
+) -> Result<FlushReport, ClientError> {
+    let queued = db.queued_parts(how.retry_refused)?;
+    let mut report = FlushReport::default();
+    let mut parts = Vec::with_capacity(queued.len());
+    for item in queued {
+        match Entry::parse(suite, &item.entry) {
+            Ok(e) => parts.push((item, e)),
+            Err(e) => {
+                let why = format!("the part stored in the outbox is damaged ({e})");
+                report
+                    .refused
+                    .push(db.outbox_refused(item.id, &why, now_ms())?);
             }
         }
     }
-    if !pending.is_empty() {
+    let mut bits = how.bits;
+    if let Err(e) = stamp_all(parts.iter_mut().map(|(_, e)| e), bits) {
+        report.pending = parts.len();
+        report.away = Some(e);
+        return Ok(report);
+    }
+    let mut backoff = send_backoff(how.patience);
+    let mut left = parts.len();
+    let mut fatal = None;
+    for (item, entry) in parts.iter_mut() {
+        let client = ledger.isolated()?;
+        let outcome = loop {
+            match client.append(entry.as_bytes().to_vec()).await {
+                Ok(a) => break Ok(a.id.get()),
+                // The difficulty rose since the stamp: stamp again at the new one. Not a refusal
+                // for good, even once patience has run out: the part waits.
+                Err(e) if e.problem() == Some(&ProblemKind::PowInsufficient) => {
+                    if backoff.exhausted() {
+                        break Err(Stop::Away(e.into()));
+                    }
+                    match check_ledger(&client, suite).await {
+                        Ok(info) => bits = info.pow_bits,
+                        Err(e) if retryable(&e) && backoff.wait().await => continue,
+                        Err(e) if retryable(&e) => break Err(Stop::Away(e)),
+                        Err(e) => break Err(Stop::Fatal(e)),
+                    }
+                    if let Err(e) = stamp_all(std::iter::once(&mut *entry), bits) {
+                        break Err(Stop::Away(e));
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    if !backoff.wait().await {
+                        break Err(Stop::Away(e.into()));
+                    }
+                }
+                Err(LedgerError::Refused { problem, .. }) => {
+                    break Err(Stop::Refused(format!(
+                        "the ledger at {} refused it: {} {}: {}",
+                        ledger.url(),
+                        problem.status,
+                        problem.title,
+                        problem.detail
+                    )))
+                }
+                Err(e) => break Err(Stop::Fatal(e.into())),
+            }
+        };
+        match outcome {
+            Ok(id) => {
+                db.outbox_sent(item.id)?;
+                report.ids.push(id);
+                backoff.reset();
+            }
+            Err(Stop::Refused(why)) => {
+                report
+                    .refused
+                    .push(db.outbox_refused(item.id, &why, now_ms())?);
+            }
+            Err(Stop::Away(e)) => {
+                report.pending = left;
+                report.away = Some(e);
+                break;
+            }
+            Err(Stop::Fatal(e)) => {
+                fatal = Some(e);
+                break;
+            }
+        }
+        left -= 1;
+    }
+    // The acknowledged parts' rows were deleted: out of the write-ahead log too.
+    if !report.ids.is_empty() {
         db.forget_deleted()?;
     }
-    Ok(ids)
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Why a part was not sent.
+enum Stop {
+    /// The ledger refused it for good: why.
+    Refused(String),
+    /// The ledger is away or busy: the part and those after it wait.
+    Away(ClientError),
+    /// The ledger cannot be used at all (an untrusted certificate, answers this client does
+    /// not understand): everything left waits, and the flush fails.
+    Fatal(ClientError),
 }
 
 /// Reads and opens every entry after the last seen id, page by page; each page's messages and
@@ -259,11 +480,39 @@ pub async fn sync(
     let info = check_ledger(ledger, suite).await?;
     let entry_len = suite.layout().entry_len;
     let limit = info.max_page.clamp(1, 1024);
-    let url = ledger.url().to_string();
+    // What waits in the outbox goes first: the ledger is here now. A failure to send never
+    // keeps this home from reading: the parts stay queued.
+    let sent = match flush(
+        db,
+        ledger,
+        suite,
+        Flush {
+            bits: info.pow_bits,
+            patience: SYNC_FLUSH_PATIENCE,
+            retry_refused: false,
+        },
+    )
+    .await
+    {
+        Ok(sent) => sent,
+        Err(e @ ClientError::Ledger(_)) | Err(e @ ClientError::PowTooHard { .. }) => FlushReport {
+            away: Some(e),
+            ..Default::default()
+        },
+        Err(e) => return Err(e),
+    };
+    let position = db.ledger_position(ledger.url(), info.ledger_id)?;
     let mut report = SyncReport {
-        last_id: db.last_id(&url)?,
+        last_id: position.last_id,
+        ledger_id: info.ledger_id,
+        replaced: position.replaced,
+        position_key: position.key,
+        flushed: sent.ids.len() as u64,
+        queued: db.queued_parts(true)?.len() as u64,
+        refused: sent.refused,
         ..Default::default()
     };
+    let key = report.position_key.clone();
     let book = db.book()?;
     let accepted = db.accepted_checks(now_ms())?;
     let fetch = |after: u64| {
@@ -304,7 +553,7 @@ pub async fn sync(
                 opened,
             })
             .collect();
-        let stats = db.apply_batch(&url, next_after, found)?;
+        let stats = db.apply_batch(&key, next_after, found)?;
         report.scanned += frames.len() as u64;
         report.messages += stats.messages;
         report.requests += stats.requests;
@@ -336,9 +585,9 @@ pub enum WatchEvent {
     Reconnecting(Duration, String),
 }
 
-/// Follows the ledger's push stream until `stop` resolves: catches up with a sync, then opens
-/// each pushed entry as it arrives. Reconnects with backoff; after falling behind it syncs
-/// again.
+/// Follows the ledger's push stream until `stop` resolves: catches up with a sync (which sends
+/// the outbox first), then opens each pushed entry as it arrives. Reconnects with backoff; after
+/// falling behind, or when the ledger is back, it syncs again.
 pub async fn watch(
     db: &mut Db,
     ledger: &LedgerClient,
@@ -349,7 +598,6 @@ pub async fn watch(
     tokio::pin!(stop);
     let suite = me.suite();
     let entry_len = suite.layout().entry_len;
-    let url = ledger.url().to_string();
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         let session = async {
@@ -360,6 +608,7 @@ pub async fn watch(
             for m in r.new {
                 on_event(WatchEvent::Message(m));
             }
+            let key = r.position_key;
             let mut cursor = r.last_id;
             let mut stream = ledger.stream(EntryId(cursor)).await?;
             on_event(WatchEvent::Listening { last_id: cursor });
@@ -384,7 +633,7 @@ pub async fn watch(
                             }
                         }
                         let changed = !found.is_empty();
-                        let stats = db.apply_batch(&url, last, found)?;
+                        let stats = db.apply_batch(&key, last, found)?;
                         cursor = last;
                         // What we opened may have confirmed a contact or added an
                         // introduction's key: open the next entries with the book as it is now.

@@ -7,6 +7,8 @@
 //! lines are printed through `serde_json::Value`, which sorts keys for the same reason.
 //! Times are milliseconds since the Unix epoch; fingerprints are in their short form.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Direction, RequestId};
@@ -148,6 +150,13 @@ pub struct SendJson {
     pub message_id: String,
     /// How many entries the message took, all copies together.
     pub parts: usize,
+    /// True when the message waits in the outbox (the ledger is away): `deaddrop outbox flush`,
+    /// or the next `sync` or `watch`, sends it.
+    #[serde(default)]
+    pub queued: bool,
+    /// Why it waits (what the ledger, or the way to it, said), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<String>,
 }
 
 /// `deaddrop --json sync`: what one sync found.
@@ -155,12 +164,27 @@ pub struct SendJson {
 pub struct SyncJson {
     /// Parts or messages seen before (replays, duplicates).
     pub duplicates: u64,
+    /// Parts of queued messages sent before reading (the outbox).
+    #[serde(default)]
+    pub flushed: u64,
     /// Ids `[first, last]` that expired on the ledger before this client read them, or null.
     pub gap: Option<[u64; 2]>,
     /// The last ledger id this client has now seen.
     pub last_id: u64,
+    /// The ledger's id (absent for a ledger too old to report one): the position is kept
+    /// under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_id: Option<String>,
     /// Complete new messages from contacts.
     pub messages: u64,
+    /// Present only when the ledger at this URL is not the one this home synced with there
+    /// before (its data was wiped, or another ledger took the URL): that one's id. The new one
+    /// was read from its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_ledger_id: Option<String>,
+    /// Parts still waiting in the outbox after this sync (`deaddrop outbox`).
+    #[serde(default)]
+    pub queued: u64,
     /// Entries for us that were rejected (bad check string, spoof, tampering).
     pub rejected: u64,
     /// Of `rejected`, entries with a check string you no longer accept: someone with an old card
@@ -302,6 +326,137 @@ pub enum WatchEventJson {
     },
 }
 
+/// `deaddrop --json config list` (and `config get` without a key): every setting of the home,
+/// null where it holds none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigJson {
+    /// The CA file (absolute path).
+    pub ca_file: Option<String>,
+    /// The ledger's URL.
+    pub ledger: Option<String>,
+    /// The proxy.
+    pub proxy: Option<String>,
+}
+
+/// `deaddrop --json config get KEY`, `config set KEY VALUE`, `config unset KEY`: one setting as
+/// it is now (null: not set).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingJson {
+    /// `ledger`, `proxy` or `ca_file`.
+    pub key: String,
+    /// Its value, as stored.
+    pub value: Option<String>,
+}
+
+/// The ledger in `deaddrop --json status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusLedgerJson {
+    /// Why it could not be asked (unreachable, refused, ...), when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The newest id it has assigned (null: none yet, or not reachable).
+    pub last_id: Option<u64>,
+    /// Its id (null: not reachable and never seen, or too old to report one).
+    pub ledger_id: Option<String>,
+    /// The lifetime of its entries now, in seconds (null when not reachable).
+    pub lifetime_s: Option<u64>,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// Where the URL came from: `flag`, `environment`, `home` (the home's settings) or
+    /// `default`.
+    pub source: String,
+    /// Its URL.
+    pub url: String,
+}
+
+/// The outbox in `deaddrop --json status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusOutboxJson {
+    /// Messages with parts waiting.
+    pub messages: u64,
+    /// When the oldest of them was written, if any.
+    pub oldest: Option<u64>,
+    /// Parts waiting.
+    pub parts: u64,
+    /// Of those, parts a ledger refused for good (`deaddrop outbox` says why).
+    pub refused: u64,
+}
+
+/// Unread messages in `deaddrop --json status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUnreadJson {
+    /// Unread messages per contact, every contact listed.
+    pub contacts: BTreeMap<String, u64>,
+    /// All of them together.
+    pub total: u64,
+}
+
+/// `deaddrop --json status`: the home, its ledger, and what waits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusJson {
+    /// How many entries the ledger holds past this home's position (null when not reachable).
+    pub behind: Option<u64>,
+    /// Whether the home is protected by a passphrase.
+    pub encrypted: bool,
+    /// The identity's fingerprint.
+    pub fingerprint: String,
+    /// The home directory.
+    pub home: String,
+    /// The ledger this home uses.
+    pub ledger: StatusLedgerJson,
+    /// What waits in the outbox.
+    pub outbox: StatusOutboxJson,
+    /// Pending requests (first messages from people who are not contacts).
+    pub requests: u64,
+    /// The suite: `xwing` or `rsa-oaep`.
+    pub suite: String,
+    /// The last ledger id this home has read (its position on that ledger).
+    pub synced_id: u64,
+    /// Unread messages.
+    pub unread: StatusUnreadJson,
+}
+
+/// One element of `deaddrop --json outbox`: a message with parts waiting, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedJson {
+    /// To whom (the contact's name).
+    pub contact: String,
+    /// The message's row id (as `read --json` shows it).
+    pub id: i64,
+    /// Its parts waiting.
+    pub parts: u64,
+    /// Why a ledger refused parts of it for good, if it did.
+    pub reason: Option<String>,
+    /// Of its parts, those a ledger refused for good: only `outbox flush` tries them again.
+    pub refused: u64,
+    /// When it was written.
+    pub since: u64,
+}
+
+/// A part a ledger refused for good, in `deaddrop --json outbox flush`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedJson {
+    /// To whom its message was.
+    pub contact: String,
+    /// The message's row id.
+    pub message: i64,
+    /// Why.
+    pub reason: String,
+}
+
+/// `deaddrop --json outbox flush`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlushJson {
+    /// The ledger ids of the parts sent now.
+    pub ids: Vec<u64>,
+    /// Parts still waiting (the ledger went away), not counting those refused.
+    pub pending: u64,
+    /// Parts the ledger refused for good now, set aside.
+    pub refused: Vec<RefusedJson>,
+    /// How many parts were sent.
+    pub sent: u64,
+}
+
 /// A failure with `--json`: the only thing printed, on standard error, with a non-zero exit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,9 +480,13 @@ mod tests {
     fn documents_print_their_fields_in_the_order_scripts_have_always_seen() {
         let sync = SyncJson {
             duplicates: 0,
+            flushed: 0,
             gap: None,
             last_id: 9,
+            ledger_id: None,
             messages: 1,
+            previous_ledger_id: None,
+            queued: 0,
             rejected: 2,
             rejected_check_string: 1,
             requests: 3,
@@ -335,7 +494,7 @@ mod tests {
         };
         assert_eq!(
             printed(&sync),
-            r#"{"duplicates":0,"gap":null,"last_id":9,"messages":1,"rejected":2,"rejected_check_string":1,"requests":3,"scanned":9}"#
+            r#"{"duplicates":0,"flushed":0,"gap":null,"last_id":9,"messages":1,"queued":0,"rejected":2,"rejected_check_string":1,"requests":3,"scanned":9}"#
         );
         // Output of a client from before the field reads back.
         let old: SyncJson = serde_json::from_str(

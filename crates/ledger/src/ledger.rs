@@ -470,6 +470,8 @@ impl Ledger {
             store: self.store.kind().to_string(),
             mirror_of: self.upstream.as_ref().map(|u| u.url().to_string()),
             server_version: env!("CARGO_PKG_VERSION").to_string(),
+            // A mirror's store has adopted its upstream's (crate::mirror).
+            ledger_id: Some(self.store.ledger_id()),
         }
     }
 

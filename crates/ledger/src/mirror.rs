@@ -10,6 +10,10 @@
 //! so the mirror's readers are told about them as a gap, as the upstream's would be.
 //!
 //! The upstream is reached with the same [`LedgerClient`] every other client uses.
+//!
+//! A mirror's copy is of its upstream's ledger, so it reports the upstream's [`LedgerId`]: the
+//! follower has its store adopt the id the upstream's `info` gives, and the store keeps it (the
+//! embedded store on disk), so the mirror reports it while the upstream is away too.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use deaddrop_api::{
     frames, Accepted, Backoff, ClientOptions, EntryId, FrameError, Info, LedgerClient, LedgerError,
-    PushEvent,
+    LedgerId, PushEvent,
 };
 use thiserror::Error;
 
@@ -130,9 +134,12 @@ pub async fn follow(
 ) {
     let info_task = {
         let up = upstream.clone();
+        let store = store.clone();
         tokio::spawn(async move {
             loop {
-                up.fetch_info().await;
+                if let Some(id) = up.fetch_info().await.and_then(|i| i.ledger_id) {
+                    adopt_upstream_id(&up, &store, id).await;
+                }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         })
@@ -149,6 +156,22 @@ pub async fn follow(
         backoff.wait().await;
         if info_task.is_finished() {
             return;
+        }
+    }
+}
+
+/// Has `store` report `id`, the upstream's ledger id, unless it does already.
+async fn adopt_upstream_id(up: &Upstream, store: &Arc<dyn MirrorStore>, id: LedgerId) {
+    let was = store.ledger_id();
+    if was == id {
+        return;
+    }
+    match store.adopt_ledger_id(id).await {
+        Ok(()) => {
+            tracing::info!(upstream = %up.url(), ledger_id = %id, previous = %was, "this mirror reports its upstream's ledger id")
+        }
+        Err(e) => {
+            tracing::warn!(upstream = %up.url(), error = %e, "cannot keep the upstream's ledger id; retrying")
         }
     }
 }

@@ -727,6 +727,9 @@ impl Store for Failing {
     fn kind(&self) -> &'static str {
         "failing"
     }
+    fn ledger_id(&self) -> deaddrop_ledger::store::LedgerId {
+        self.inner.ledger_id()
+    }
     async fn append(
         &self,
         entry: bytes::Bytes,

@@ -16,7 +16,7 @@ use deaddrop_harness::nats::{find_nats_server, Nats};
 use deaddrop_ledger::store::jetstream::{JetStreamConfig, JetStreamStore};
 use deaddrop_ledger::store::log::{LogStore, SEGMENT_RECORDS};
 use deaddrop_ledger::store::memory::MemoryStore;
-use deaddrop_ledger::store::{EntryId, MirrorStore, Record, Store};
+use deaddrop_ledger::store::{EntryId, LedgerId, MirrorStore, Record, Store};
 
 const LEN: usize = 64;
 
@@ -93,21 +93,26 @@ async fn open_jetstream(dir: &Path) -> Option<Subject> {
         }
     };
     let nats = Nats::start_with(bin, dir).await;
-    let store = JetStreamStore::connect(JetStreamConfig {
+    let store = JetStreamStore::connect(jetstream_config(&nats))
+        .await
+        .unwrap();
+    Some(Subject {
+        store,
+        mirror: None,
+        _nats: Some(nats),
+    })
+}
+
+/// The settings of the conformance stream on `nats`.
+fn jetstream_config(nats: &Nats) -> JetStreamConfig {
+    JetStreamConfig {
         servers: vec![nats.url()],
         stream: "conformance".into(),
         replicas: 1,
         // At least the stream's two-minute duplicate window.
         lifetime: Duration::from_secs(48 * 3600),
         entry_len: LEN,
-    })
-    .await
-    .unwrap();
-    Some(Subject {
-        store,
-        mirror: None,
-        _nats: Some(nats),
-    })
+    }
 }
 
 /// A module `$name` of tests of the store `$open` makes, whose times come from `$clock`:
@@ -133,6 +138,22 @@ macro_rules! conformance {
 /// What every store promises (`crates/ledger/src/store/mod.rs`).
 macro_rules! every_store {
     () => {
+        #[tokio::test]
+        async fn a_store_keeps_one_ledger_id_and_new_data_gets_another() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let other = tempfile::tempdir().unwrap();
+            let Some(fresh) = make(other.path()).await else {
+                return;
+            };
+            let id = subject.store.ledger_id();
+            subject.store.append(entry(1), 1).await.unwrap();
+            assert_eq!(subject.store.ledger_id(), id);
+            assert_ne!(fresh.store.ledger_id(), id, "two stores' data got one id");
+        }
+
         #[tokio::test]
         async fn ids_start_at_one_and_increase() {
             let dir = tempfile::tempdir().unwrap();
@@ -278,6 +299,20 @@ macro_rules! mirrors {
             assert_eq!(s.bounds().oldest, Some(EntryId(40)));
             assert_eq!(s.read(EntryId(0), 10).await.unwrap().len(), 1);
         }
+
+        #[tokio::test]
+        async fn a_mirror_store_takes_its_upstreams_ledger_id() {
+            let dir = tempfile::tempdir().unwrap();
+            let Some(subject) = make(dir.path()).await else {
+                return;
+            };
+            let s = subject.mirror.as_ref().expect("a store that can mirror");
+            let upstream = LedgerId::from_bytes([7; 16]);
+            assert_ne!(s.ledger_id(), upstream);
+            s.adopt_ledger_id(upstream).await.unwrap();
+            assert_eq!(s.ledger_id(), upstream);
+            assert_eq!(subject.store.ledger_id(), upstream);
+        }
     };
 }
 
@@ -335,6 +370,54 @@ async fn log_survives_reopen_and_continues_ids() {
         (a.id.get(), a.time_ms),
         (6, 5),
         "ids continue and time stays monotonic"
+    );
+}
+
+#[tokio::test]
+async fn log_keeps_its_ledger_id_across_reopens_and_a_wiped_directory_gets_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let s = LogStore::open(dir.path(), LEN).unwrap();
+        s.append(entry(1), 1).await.unwrap();
+        let id = s.ledger_id();
+        s.close().await.unwrap();
+        id
+    };
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(s.ledger_id(), first);
+    // A mirror's adopted id is kept across a restart too.
+    let upstream = LedgerId::from_bytes([9; 16]);
+    s.adopt_ledger_id(upstream).await.unwrap();
+    s.close().await.unwrap();
+    drop(s);
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_eq!(s.ledger_id(), upstream);
+    s.close().await.unwrap();
+    drop(s);
+    // The same directory wiped and opened again: new data, a new id.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let s = LogStore::open(dir.path(), LEN).unwrap();
+    assert_ne!(s.ledger_id(), first);
+    assert_ne!(s.ledger_id(), upstream);
+}
+
+#[tokio::test]
+async fn log_refuses_a_damaged_ledger_id_file_saying_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    LogStore::open(dir.path(), LEN)
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let file = dir.path().join(deaddrop_ledger::store::log::LEDGER_ID_FILE);
+    std::fs::write(&file, "not an id\n").unwrap();
+    let e = LogStore::open(dir.path(), LEN)
+        .err()
+        .expect("a damaged id is refused");
+    let text = e.to_string();
+    assert!(
+        text.contains("ledger-id") && text.contains("remove it"),
+        "{text}"
     );
 }
 
@@ -838,4 +921,85 @@ async fn jetstream_pages_end_before_an_id_removed_from_the_stream() {
     // The first id removed too: the page starts after it.
     assert!(stream.delete_message(1).await.unwrap());
     assert_eq!(ids(s.read(EntryId(0), 10).await.unwrap()), vec![2]);
+}
+
+/// Every front end of one stream reports the id kept in the stream's metadata; a stream made
+/// before the id existed gets one every front end derives alike; a stream deleted and made again
+/// is a new ledger, which a running front end notices.
+#[tokio::test]
+async fn jetstream_front_ends_of_one_stream_report_one_ledger_id() {
+    use deaddrop_ledger::store::jetstream::LEDGER_ID_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(subject) = open_jetstream(dir.path()).await else {
+        return;
+    };
+    let nats = subject._nats.as_ref().unwrap();
+    let first = subject.store.ledger_id();
+    let second = JetStreamStore::connect(jetstream_config(nats))
+        .await
+        .unwrap();
+    assert_eq!(second.ledger_id(), first);
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let info = js
+        .get_stream("conformance")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(
+        info.config.metadata.get(LEDGER_ID_KEY),
+        Some(&first.to_hex())
+    );
+
+    // A stream of an older version: no id in its metadata.
+    let mut config = info.config.clone();
+    config.metadata.remove(LEDGER_ID_KEY);
+    js.update_stream(config).await.unwrap();
+    let (third, fourth) = tokio::join!(
+        JetStreamStore::connect(jetstream_config(nats)),
+        JetStreamStore::connect(jetstream_config(nats))
+    );
+    let derived = third.unwrap().ledger_id();
+    assert_eq!(fourth.unwrap().ledger_id(), derived);
+    let info = js
+        .get_stream("conformance")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(
+        info.config.metadata.get(LEDGER_ID_KEY),
+        Some(&derived.to_hex())
+    );
+    // The running front ends take the id the stream holds now.
+    deaddrop_harness::wait_until(
+        "the front ends take the stream's id",
+        Duration::from_secs(10),
+        || {
+            let ok = subject.store.ledger_id() == derived && second.ledger_id() == derived;
+            async move { ok }
+        },
+    )
+    .await;
+
+    // Deleted and made again: new data, a new id, noticed by a front end that keeps running.
+    js.delete_stream("conformance").await.unwrap();
+    let fifth = JetStreamStore::connect(jetstream_config(nats))
+        .await
+        .unwrap();
+    assert_ne!(fifth.ledger_id(), derived);
+    let renewed = fifth.ledger_id();
+    deaddrop_harness::wait_until(
+        "a running front end notices the new stream",
+        Duration::from_secs(10),
+        || {
+            let ok = second.ledger_id() == renewed;
+            async move { ok }
+        },
+    )
+    .await;
 }

@@ -21,7 +21,14 @@
 //! restart) is not believed, and the read answers `Unavailable` instead; and an id the stream
 //! should hold but does not return is `Unavailable` too, unless a second look at the stream shows
 //! that it expired in between.
+//!
+//! The ledger's [`LedgerId`] is kept in the stream's metadata under [`LEDGER_ID_KEY`], drawn at
+//! random by the front end that creates the stream, so every front end of the stream reports the
+//! same id, and a stream deleted and made again is a new ledger. A stream made before the key
+//! existed gets an id derived from its name and creation time, which every front end derives
+//! alike, and stores it there.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,7 +39,7 @@ use deaddrop_api::Backoff;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::{broadcast, Notify};
 
-use super::{Appended, Bounds, EntryId, Record, Store, StoreError};
+use super::{Appended, Bounds, EntryId, LedgerId, Record, Store, StoreError};
 
 /// Settings of the JetStream store.
 #[derive(Clone, Debug)]
@@ -49,6 +56,9 @@ pub struct JetStreamConfig {
     pub entry_len: usize,
 }
 
+/// The key of the stream's metadata that holds the ledger's [`LedgerId`].
+pub const LEDGER_ID_KEY: &str = "deaddrop_ledger_id";
+
 /// The JetStream store.
 pub struct JetStreamStore {
     client: async_nats::Client,
@@ -57,6 +67,8 @@ pub struct JetStreamStore {
     subject: String,
     entry_len: usize,
     known: Arc<Mutex<Known>>,
+    /// The stream's ledger id, as its metadata last said.
+    ledger_id: Arc<Mutex<LedgerId>>,
     /// Wakes the refresher before its next tick (when this front end learns of an id it cannot
     /// place).
     wake: Arc<Notify>,
@@ -133,6 +145,24 @@ impl Known {
     }
 }
 
+/// The ledger id in a stream's metadata, if it holds a valid one.
+fn stream_ledger_id(config: &stream::Config) -> Option<LedgerId> {
+    config.metadata.get(LEDGER_ID_KEY)?.parse().ok()
+}
+
+/// The id of a stream made before ledger ids were kept: the same for every front end (from the
+/// stream's name and creation time), and different for a stream deleted and made again.
+fn derived_ledger_id(name: &str, created: time::OffsetDateTime) -> LedgerId {
+    let mut input = b"deaddrop ledger id\0".to_vec();
+    input.extend_from_slice(name.as_bytes());
+    input.push(0);
+    input.extend_from_slice(&created.unix_timestamp_nanos().to_be_bytes());
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&d.as_ref()[..16]);
+    LedgerId::from_bytes(id)
+}
+
 fn millis(t: time::OffsetDateTime) -> u64 {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
@@ -154,24 +184,44 @@ impl JetStreamStore {
             })?;
         let js = jetstream::new(client.clone());
         let subject = format!("deaddrop.{}.entries", cfg.stream);
-        let mut s = js
-            .get_or_create_stream(stream::Config {
-                name: cfg.stream.clone(),
-                subjects: vec![subject.clone()],
-                max_age: cfg.lifetime,
-                storage: stream::StorageType::File,
-                num_replicas: cfg.replicas,
-                discard: stream::DiscardPolicy::Old,
-                allow_direct: true,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("creating the stream", e))?;
+        let config = stream::Config {
+            name: cfg.stream.clone(),
+            subjects: vec![subject.clone()],
+            max_age: cfg.lifetime,
+            storage: stream::StorageType::File,
+            num_replicas: cfg.replicas,
+            discard: stream::DiscardPolicy::Old,
+            allow_direct: true,
+            duplicate_window: Duration::from_secs(120),
+            metadata: HashMap::from([(LEDGER_ID_KEY.to_string(), super::new_ledger_id().to_hex())]),
+            ..Default::default()
+        };
+        let mut s = match js.get_or_create_stream(config).await {
+            Ok(s) => s,
+            // Another front end made it at the same moment (with another random id): use theirs.
+            Err(e) => js
+                .get_stream(&cfg.stream)
+                .await
+                .map_err(|_| unavailable("creating the stream", e))?,
+        };
         let info = s
             .info()
             .await
             .map_err(|e| unavailable("reading the stream", e))?;
+        let ledger_id = match stream_ledger_id(&info.config) {
+            Some(id) => id,
+            None => {
+                let id = derived_ledger_id(&cfg.stream, info.created);
+                let mut config = info.config.clone();
+                config
+                    .metadata
+                    .insert(LEDGER_ID_KEY.to_string(), id.to_hex());
+                if let Err(e) = js.update_stream(config).await {
+                    tracing::warn!(error = %e, "cannot store the ledger id in the stream's metadata; every front end derives the same one anyway");
+                }
+                id
+            }
+        };
         let store = Arc::new(JetStreamStore {
             client,
             js,
@@ -182,6 +232,7 @@ impl JetStreamStore {
                 bounds: bounds_of(&info.state),
                 behind_since: None,
             })),
+            ledger_id: Arc::new(Mutex::new(ledger_id)),
             wake: Arc::new(Notify::new()),
             lifetime: Mutex::new((cfg.lifetime, std::time::Instant::now())),
             tasks: Mutex::new(Vec::new()),
@@ -191,6 +242,7 @@ impl JetStreamStore {
             let name = store.stream_name.clone();
             let known = store.known.clone();
             let wake = store.wake.clone();
+            let ledger_id = store.ledger_id.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -200,6 +252,10 @@ impl JetStreamStore {
                     // `get_stream` fetches the stream's info: its state is fresh.
                     if let Ok(s) = js.get_stream(&name).await {
                         lock(&known).adopt(&s.cached_info().state);
+                        // A stream deleted and made again by another front end is a new ledger.
+                        if let Some(id) = stream_ledger_id(&s.cached_info().config) {
+                            *ledger_id.lock().unwrap_or_else(|e| e.into_inner()) = id;
+                        }
                     }
                 }
             })
@@ -251,6 +307,10 @@ fn bounds_of(state: &stream::State) -> Bounds {
 impl Store for JetStreamStore {
     fn kind(&self) -> &'static str {
         "jetstream"
+    }
+
+    fn ledger_id(&self) -> LedgerId {
+        *self.ledger_id.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError> {
@@ -520,7 +580,17 @@ impl Store for JetStreamStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{Bounds, EntryId, Known};
+    use super::{derived_ledger_id, Bounds, EntryId, Known};
+
+    #[test]
+    fn a_derived_ledger_id_depends_on_the_stream_and_its_creation() {
+        let t = time::OffsetDateTime::from_unix_timestamp(1_700_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let later = t + time::Duration::nanoseconds(1);
+        assert_eq!(derived_ledger_id("a", t), derived_ledger_id("a", t));
+        assert_ne!(derived_ledger_id("a", t), derived_ledger_id("b", t));
+        assert_ne!(derived_ledger_id("a", t), derived_ledger_id("a", later));
+    }
 
     fn bounds(oldest: Option<u64>, newest: Option<u64>) -> Bounds {
         Bounds {

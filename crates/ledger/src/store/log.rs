@@ -30,6 +30,11 @@
 //! copied to `quarantine/<id>.bad`, it is logged, and reads skip its id (a gap). Older segments
 //! are checked as they are read, with the same result; a partial record at the end of an older
 //! segment is cut, and ids that no segment holds are logged as missing.
+//!
+//! The data directory's [`LedgerId`] is in the file `ledger-id` (32 hex digits and a newline),
+//! written once when the directory is first opened and replaced only when a mirror adopts its
+//! upstream's ([`MirrorStore::adopt_ledger_id`]). A data directory wiped and made anew gets a new
+//! id, which is how clients tell the new ledger from the one it replaced.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -45,7 +50,7 @@ use bytes::Bytes;
 use deaddrop_proto::codec::{Reader, Writer as _};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{Appended, Bounds, EntryId, MirrorStore, Record, Store, StoreError};
+use super::{Appended, Bounds, EntryId, LedgerId, MirrorStore, Record, Store, StoreError};
 
 /// Records per segment file.
 pub const SEGMENT_RECORDS: u64 = 4096;
@@ -61,6 +66,8 @@ const MARKS: &str = "marks";
 const MARKS_MAGIC: &[u8; 4] = b"DDM1";
 const MARKS_LEN: usize = 4 + 8 + 8 + CRC;
 const QUARANTINE: &str = "quarantine";
+/// The file holding the data directory's [`LedgerId`].
+pub const LEDGER_ID_FILE: &str = "ledger-id";
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct LogStore {
@@ -69,6 +76,8 @@ pub struct LogStore {
     shared: Arc<Shared>,
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The data's id, as in [`LEDGER_ID_FILE`].
+    id: Mutex<LedgerId>,
 }
 
 struct Shared {
@@ -169,6 +178,14 @@ impl LogStore {
             .create(dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         let lock = super::lock::DirLock::acquire(dir)?;
+        let id = match read_ledger_id(dir)? {
+            Some(id) => id,
+            None => {
+                let id = super::new_ledger_id();
+                write_ledger_id(dir, id)?;
+                id
+            }
+        };
         let shared = Arc::new(Shared::new(dir.to_path_buf(), entry_len));
         let (state, core) = recover(&shared)?;
         *shared.state.write().unwrap_or_else(|e| e.into_inner()) = state;
@@ -186,6 +203,7 @@ impl LogStore {
             shared,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
+            id: Mutex::new(id),
         })
     }
 
@@ -245,6 +263,46 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
+}
+
+/// The [`LedgerId`] kept in `dir`, or `None` when the directory has none yet. A file that holds
+/// no id is damage, reported rather than replaced: a new id would make every client read the
+/// whole ledger again.
+fn read_ledger_id(dir: &Path) -> Result<Option<LedgerId>, StoreError> {
+    let path = dir.join(LEDGER_ID_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io(format!("reading {}", path.display()), e)),
+    };
+    text.trim().parse().map(Some).map_err(|_| {
+        corrupt(
+            &path,
+            "it does not hold a ledger id (32 hex digits); remove it to give this ledger a new              id (its clients then read it again from its oldest entry)",
+        )
+    })
+}
+
+/// Writes `id` as the [`LedgerId`] of `dir`, atomically and durably.
+fn write_ledger_id(dir: &Path, id: LedgerId) -> Result<(), StoreError> {
+    let path = dir.join(LEDGER_ID_FILE);
+    let tmp = dir.join(format!("{LEDGER_ID_FILE}.tmp"));
+    (|| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        writeln!(f, "{id}")?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    })()
+    .map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StoreError::io(format!("writing {}", path.display()), e)
+    })?;
+    sync_dir(dir)
 }
 
 /// Reads the marks file: (oldest live id, next id), or zeros if there is none or it is damaged.
@@ -1105,6 +1163,10 @@ impl Store for LogStore {
         "embedded"
     }
 
+    fn ledger_id(&self) -> LedgerId {
+        *self.id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError> {
         self.submit(entry, now_ms, None).await
     }
@@ -1156,6 +1218,18 @@ impl Store for LogStore {
 
 #[async_trait]
 impl MirrorStore for LogStore {
+    async fn adopt_ledger_id(&self, id: LedgerId) -> Result<(), StoreError> {
+        if self.ledger_id() == id {
+            return Ok(());
+        }
+        let dir = self.shared.dir.clone();
+        tokio::task::spawn_blocking(move || write_ledger_id(&dir, id))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("writing the ledger id: {e}")))??;
+        *self.id.lock().unwrap_or_else(|e| e.into_inner()) = id;
+        Ok(())
+    }
+
     async fn insert(&self, record: Record) -> Result<(), StoreError> {
         self.submit(
             record.entry,

@@ -1,5 +1,6 @@
 //! The in-memory store (`--store memory`): nothing touches the disk, everything is lost when the
-//! process ends. For tests and throwaway ledgers; the server says so when it starts.
+//! process ends. For tests and throwaway ledgers; the server says so when it starts. Its
+//! [`LedgerId`] is drawn anew for every store, so a restarted memory ledger is a new ledger.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -8,16 +9,21 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use super::{Appended, Bounds, EntryId, MirrorStore, Record, Store, StoreError};
+use super::{Appended, Bounds, EntryId, LedgerId, MirrorStore, Record, Store, StoreError};
 
 /// Entries in a deque, oldest first.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 struct Inner {
+    id: LedgerId,
     records: VecDeque<Record>,
     newest: Option<EntryId>,
     last_time: u64,
@@ -27,9 +33,18 @@ struct Inner {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with a new random [`LedgerId`].
     pub fn new() -> Self {
-        Self::default()
+        MemoryStore {
+            inner: Mutex::new(Inner {
+                id: super::new_ledger_id(),
+                records: VecDeque::new(),
+                newest: None,
+                last_time: 0,
+                closed: false,
+                feed: None,
+            }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -43,6 +58,10 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    fn ledger_id(&self) -> LedgerId {
+        self.lock().id
     }
 
     async fn append(&self, entry: Bytes, now_ms: u64) -> Result<Appended, StoreError> {
@@ -99,6 +118,11 @@ impl Store for MemoryStore {
 
 #[async_trait]
 impl MirrorStore for MemoryStore {
+    async fn adopt_ledger_id(&self, id: LedgerId) -> Result<(), StoreError> {
+        self.lock().id = id;
+        Ok(())
+    }
+
     async fn insert(&self, record: Record) -> Result<(), StoreError> {
         let mut g = self.lock();
         if g.closed {

@@ -6,7 +6,10 @@
 //! - times never decrease with increasing id;
 //! - `append` resolves only once the entry is as durable as the backend can make it, and readers
 //!   see an entry only after that;
-//! - entries expire from the oldest end.
+//! - entries expire from the oldest end;
+//! - the store has a [`LedgerId`], made once with its data and kept as long as the data is (the
+//!   embedded store in its data directory, JetStream in the stream's metadata, the memory store
+//!   for the life of the process), the same from every front end of one store.
 
 pub mod jetstream;
 pub mod lock;
@@ -15,7 +18,7 @@ pub mod memory;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-pub use deaddrop_api::EntryId;
+pub use deaddrop_api::{EntryId, LedgerId};
 use thiserror::Error;
 
 /// One stored entry with the id and time the ledger assigned.
@@ -99,11 +102,23 @@ impl StoreError {
     }
 }
 
+/// A new random [`LedgerId`], for a store whose data is being created.
+pub fn new_ledger_id() -> LedgerId {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 16];
+    deaddrop_proto::rng::SystemRng.fill_bytes(&mut bytes);
+    LedgerId::from_bytes(bytes)
+}
+
 /// A ledger storage backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A short name for `info` and logs: `embedded`, `memory`, ...
     fn kind(&self) -> &'static str;
+
+    /// The identity of this store's data (`ledger_id` in `info`): made when the data was, and
+    /// the same from every front end of it.
+    fn ledger_id(&self) -> LedgerId;
 
     /// Appends one entry, assigning the next id and a time of at least `now_ms`. Resolves once
     /// the entry is durable; concurrent appends may share one sync (group commit).
@@ -158,6 +173,11 @@ pub trait MirrorStore: Store {
     /// Stores a record whose id and time another ledger assigned. The id must be above every
     /// id held; ids may be skipped (the upstream expired them unseen).
     async fn insert(&self, record: Record) -> Result<(), StoreError>;
+
+    /// Takes `id`, the upstream's [`LedgerId`], as this store's own from now on (kept as durably
+    /// as the store keeps its data): a mirror's copy is of its upstream's ledger, and reports
+    /// that ledger's id.
+    async fn adopt_ledger_id(&self, id: LedgerId) -> Result<(), StoreError>;
 
     /// [`MirrorStore::insert`] for several records in id order; stores that can make them
     /// durable together (one sync) do so.

@@ -77,6 +77,9 @@ mod tests {
 
     #[test]
     fn whitespace_anywhere_goes() {
-        assert_eq!(squeeze("  dead\ndrop-card-v1:\r\n ab\tc \n"), "deaddrop-card-v1:abc");
+        assert_eq!(
+            squeeze("  dead\ndrop-card-v1:\r\n ab\tc \n"),
+            "deaddrop-card-v1:abc"
+        );
     }
 }

@@ -74,9 +74,9 @@ impl std::error::Error for Interrupted {}
 
 fn of_ledger(e: &LedgerError) -> Exit {
     match e {
-        LedgerError::BadUrl { .. } | LedgerError::BadProxy { .. } | LedgerError::BadCaFile { .. } => {
-            Exit::Usage
-        }
+        LedgerError::BadUrl { .. }
+        | LedgerError::BadProxy { .. }
+        | LedgerError::BadCaFile { .. } => Exit::Usage,
         LedgerError::Setup(_) => Exit::Other,
         _ => Exit::Network,
     }

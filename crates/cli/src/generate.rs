@@ -56,8 +56,7 @@ pub fn man(json: bool, args: ManArgs) -> anyhow::Result<()> {
             pages_into(cmd, &dir, &mut written)?;
             written.sort();
             if json {
-                let files: Vec<String> =
-                    written.iter().map(|p| p.display().to_string()).collect();
+                let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
                 crate::out::json(&deaddrop_client::output::ManJson { files })?;
             } else {
                 println!(

@@ -6,7 +6,7 @@
 //! error (warnings, `eprintln!`, the ledger's log) is written with the bar lifted
 //! ([`suspend`]), so lines do not mix with it.
 
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -61,11 +61,6 @@ impl Bar {
         bar.enable_steady_tick(TICK);
         *SHOWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
         Bar { bar: Some(bar) }
-    }
-
-    /// Whether it is drawn.
-    pub fn drawn(&self) -> bool {
-        self.bar.is_some()
     }
 
     /// `pos` of `len` done.

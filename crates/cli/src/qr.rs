@@ -133,7 +133,11 @@ pub fn read_image(path: &Path) -> Result<String, ClientError> {
     reader.limits(limits);
     let img = reader
         .decode()
-        .map_err(|e| unreadable(format!("not a picture deaddrop can read (PNG or JPEG): {e}")))?
+        .map_err(|e| {
+            unreadable(format!(
+                "not a picture deaddrop can read (PNG or JPEG): {e}"
+            ))
+        })?
         .into_luma8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     // The decoder is someone else's code fed someone else's picture: a panic in it is a

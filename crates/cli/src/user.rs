@@ -14,8 +14,9 @@ use deaddrop_client::keystore::{self, Passphrase};
 use deaddrop_client::ops::{self, now_ms, WatchEvent};
 use deaddrop_client::output::{
     AcceptJson, ContactAddedJson, ContactJson, ContactRemovedJson, ContactRenamedJson,
-    ContactShowJson, ContactUpdatedJson, ContactVerifiedJson, InboxKind, InboxRowJson, InitJson, LockJson, MessageJson, PassphraseJson,
-    RejectJson, RequestJson, RotateJson, SendJson, SyncJson, UnlockJson, WatchEventJson,
+    ContactShowJson, ContactUpdatedJson, InboxKind, InboxRowJson, InitJson, LockJson, MessageJson,
+    PassphraseJson, RejectJson, RequestJson, RotateJson, SendJson, SyncJson, UnlockJson,
+    WatchEventJson,
 };
 use deaddrop_client::{ClientError, Direction, RequestId};
 use deaddrop_client::{ClientOptions, LedgerClient};
@@ -966,7 +967,10 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                 })?;
             } else {
                 println!("{}", display::line(&c.name));
-                println!("  fingerprint  {}  (compare in person: they see it with `deaddrop card`)", fp.short());
+                println!(
+                    "  fingerprint  {}  (compare in person: they see it with `deaddrop card`)",
+                    fp.short()
+                );
                 println!("  full         {}", fp.to_hex());
                 println!("  suite        {}", c.card.address().suite());
                 println!(

@@ -57,7 +57,9 @@ impl Since {
     /// The time it names, ms since the Unix epoch, given `now_ms`.
     pub fn ms(self, now_ms: u64) -> u64 {
         match self {
-            Since::Ago(d) => now_ms.saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Since::Ago(d) => {
+                now_ms.saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }
             Since::At(t) => t,
         }
     }
@@ -87,14 +89,8 @@ mod tests {
 
     #[test]
     fn since_takes_durations_and_times_and_refuses_garbage() {
-        assert_eq!(
-            parse_since("2h"),
-            Ok(Since::Ago(Duration::from_secs(7200)))
-        );
-        assert_eq!(
-            parse_since("1970-01-01T00:00:01Z"),
-            Ok(Since::At(1000))
-        );
+        assert_eq!(parse_since("2h"), Ok(Since::Ago(Duration::from_secs(7200))));
+        assert_eq!(parse_since("1970-01-01T00:00:01Z"), Ok(Since::At(1000)));
         assert_eq!(
             parse_since("1970-01-01T01:00:01+01:00"),
             Ok(Since::At(1000))

@@ -81,7 +81,12 @@ fn exit_codes_tell_failures_apart() {
 
     // Listed where people look.
     let help = bare(&["--help"]).ok();
-    for line in ["Exit status:", "  3    network", "  4    passphrase", "  130  interrupted"] {
+    for line in [
+        "Exit status:",
+        "  3    network",
+        "  4    passphrase",
+        "  130  interrupted",
+    ] {
         assert!(help.stdout.contains(line), "{line}: {}", help.stdout);
     }
 }
@@ -90,7 +95,10 @@ fn exit_codes_tell_failures_apart() {
 fn completions_and_man_pages_come_from_the_command_line() {
     let bash = bare(&["completions", "bash"]).ok().stdout;
     for word in ["sync", "contact", "completions", "--qr-png", "--since"] {
-        assert!(bash.contains(word), "{word} missing from the bash completion");
+        assert!(
+            bash.contains(word),
+            "{word} missing from the bash completion"
+        );
     }
     for shell in ["zsh", "fish", "powershell"] {
         let s = bare(&["completions", shell]).ok().stdout;
@@ -99,7 +107,10 @@ fn completions_and_man_pages_come_from_the_command_line() {
     assert_eq!(code(&bare(&["completions", "tcsh-of-the-future"])), Some(2));
 
     let page = bare(&["man"]).ok().stdout;
-    assert!(page.starts_with(".ie") || page.contains(".TH deaddrop"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH deaddrop"),
+        "{page}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("man1");
     let mut cmd = DEADDROP.command();
@@ -109,15 +120,26 @@ fn completions_and_man_pages_come_from_the_command_line() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    for want in ["deaddrop.1", "deaddrop-sync.1", "deaddrop-contact-add.1", "deaddrop-man.1"] {
+    for want in [
+        "deaddrop.1",
+        "deaddrop-sync.1",
+        "deaddrop-contact-add.1",
+        "deaddrop-man.1",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
     assert_eq!(written.files.len(), names.len());
-    let groff = std::process::Command::new("groff").arg("--version").output().is_ok();
+    let groff = std::process::Command::new("groff")
+        .arg("--version")
+        .output()
+        .is_ok();
     for name in &names {
         let path = out_dir.join(name);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(".TH ") && text.contains(".SH NAME"), "{name}: {text}");
+        assert!(
+            text.contains(".TH ") && text.contains(".SH NAME"),
+            "{name}: {text}"
+        );
         if groff {
             // Parsed by a real roff: no warnings, and the page says something.
             let o = std::process::Command::new("groff")
@@ -145,7 +167,12 @@ fn into_closed_pipe(mut cmd: std::process::Command) -> std::process::Output {
 #[test]
 fn a_closed_pipe_ends_the_command_quietly() {
     let p = someone("p", "http://127.0.0.1:1", "xwing");
-    for args in [&["card"][..], &["--json", "card"], &["card", "--qr"], &["contact", "list"]] {
+    for args in [
+        &["card"][..],
+        &["--json", "card"],
+        &["card", "--qr"],
+        &["contact", "list"],
+    ] {
         let out = into_closed_pipe(p.command(args));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
@@ -185,7 +212,10 @@ fn times_are_local_unless_utc_and_windows_pick_messages() {
     let local = run_command(cmd, None, COMMAND_TIMEOUT).ok().stdout;
     let lines: Vec<&str> = local.lines().collect();
     assert_eq!(lines.len(), 2, "{local}");
-    assert!(lines[0].contains("message 3") && lines[1].contains("message 4"), "{local}");
+    assert!(
+        lines[0].contains("message 3") && lines[1].contains("message 4"),
+        "{local}"
+    );
     assert!(lines.iter().all(|l| l.contains(" IST]")), "{local}");
     let mut cmd = b.command(&["read", "a", "--utc"]);
     cmd.env("TZ", "IST-5:30");
@@ -193,7 +223,11 @@ fn times_are_local_unless_utc_and_windows_pick_messages() {
     assert_eq!(utc.lines().count(), 4, "{utc}");
     assert!(utc.lines().all(|l| l.contains(" UTC]")), "{utc}");
     // Only the two shown by --last were marked read: the other two were new above.
-    assert_eq!(utc.lines().filter(|l| l.starts_with("* ")).count(), 2, "{utc}");
+    assert_eq!(
+        utc.lines().filter(|l| l.starts_with("* ")).count(),
+        2,
+        "{utc}"
+    );
     for args in [&["inbox", "--utc"][..], &["requests", "--utc"]] {
         b.run(args).ok();
     }
@@ -207,13 +241,19 @@ fn times_are_local_unless_utc_and_windows_pick_messages() {
     let future = "2999-01-01T00:00:00Z";
     let none: Vec<MessageJson> = b.json(&["read", "a", "--since", future]);
     assert!(none.is_empty(), "{none:?}");
-    let at = jiff::Timestamp::from_millisecond(newest as i64).unwrap().to_string();
+    let at = jiff::Timestamp::from_millisecond(newest as i64)
+        .unwrap()
+        .to_string();
     let last: Vec<MessageJson> = b.json(&["read", "a", "--since", &at]);
-    assert!(last.iter().all(|m| m.time >= newest) && !last.is_empty(), "{last:?}");
-    let e = b
-        .run(&["--json", "read", "a", "--last", "-3"])
-        .json_error();
-    assert!(e.error.contains("-3") || e.error.contains("--last"), "{e:?}");
+    assert!(
+        last.iter().all(|m| m.time >= newest) && !last.is_empty(),
+        "{last:?}"
+    );
+    let e = b.run(&["--json", "read", "a", "--last", "-3"]).json_error();
+    assert!(
+        e.error.contains("-3") || e.error.contains("--last"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -243,13 +283,19 @@ fn contacts_are_renamed_and_verified_in_person() {
     // A fingerprint read out wrong is refused and marks nothing.
     let show: ContactShowJson = a.json(&["contact", "show", "c"]);
     assert!(!show.verified && !show.verified_in_person, "{show:?}");
-    let e = a.run(&["--json", "contact", "verify", "c", "--fingerprint", "AAAA-BBBB"]);
+    let e = a.run(&[
+        "--json",
+        "contact",
+        "verify",
+        "c",
+        "--fingerprint",
+        "AAAA-BBBB",
+    ]);
     assert_eq!(code(&e), Some(2));
     assert!(e.json_error().error.contains("not the one"));
     // Read out in lower case with spaces: the same fingerprint.
     let spoken = show.fingerprint.to_lowercase().replace('-', " ");
-    let v: ContactVerifiedJson =
-        a.json(&["contact", "verify", "c", "--fingerprint", &spoken]);
+    let v: ContactVerifiedJson = a.json(&["contact", "verify", "c", "--fingerprint", &spoken]);
     assert!(v.verified_in_person && v.fingerprint == show.fingerprint);
     let show: ContactShowJson = a.json(&["contact", "show", "c"]);
     assert!(show.verified_in_person && !show.verified, "{show:?}");
@@ -283,17 +329,30 @@ fn cards_come_from_stdin_files_and_text_pasted_across_lines() {
         .chunks(60)
         .map(|l| format!("   {}\r\n", std::str::from_utf8(l).unwrap()))
         .collect();
-    let out = a.run_with_input(&["--json", "contact", "add", "-", "--name", "b"], pasted.into_bytes());
+    let out = a.run_with_input(
+        &["--json", "contact", "add", "-", "--name", "b"],
+        pasted.into_bytes(),
+    );
     out.ok();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("card.txt");
     std::fs::write(&file, format!("{}\n\n", c.card())).unwrap();
-    a.json::<serde_json::Value>(&["contact", "add", "--file", file.to_str().unwrap(), "--name", "c"]);
+    a.json::<serde_json::Value>(&[
+        "contact",
+        "add",
+        "--file",
+        file.to_str().unwrap(),
+        "--name",
+        "c",
+    ]);
     let list: Vec<ContactJson> = a.json(&["contact", "list"]);
     assert_eq!(list.len(), 2);
 
     // Nothing, garbage, too much, or two sources at once: refused, nothing added.
-    let e = a.run_with_input(&["--json", "contact", "add", "-", "--name", "x"], Vec::new());
+    let e = a.run_with_input(
+        &["--json", "contact", "add", "-", "--name", "x"],
+        Vec::new(),
+    );
     assert_eq!(code(&e), Some(2), "{e:?}");
     e.json_error();
     let e = a.run_with_input(
@@ -301,9 +360,24 @@ fn cards_come_from_stdin_files_and_text_pasted_across_lines() {
         vec![b'A'; 200_000],
     );
     assert_eq!(code(&e), Some(2), "{e:?}");
-    let e = a.run(&["contact", "add", "--file", "/nonexistent/card", "--name", "x"]);
+    let e = a.run(&[
+        "contact",
+        "add",
+        "--file",
+        "/nonexistent/card",
+        "--name",
+        "x",
+    ]);
     assert_eq!(code(&e), Some(5), "{e:?}");
-    let e = a.run(&["contact", "add", &card, "--file", file.to_str().unwrap(), "--name", "x"]);
+    let e = a.run(&[
+        "contact",
+        "add",
+        &card,
+        "--file",
+        file.to_str().unwrap(),
+        "--name",
+        "x",
+    ]);
     assert_eq!(code(&e), Some(2), "{e:?}");
     let e = a.run(&["contact", "add", "--name", "x"]);
     assert_eq!(code(&e), Some(2), "{e:?}");
@@ -320,9 +394,10 @@ fn cards_come_from_stdin_files_and_text_pasted_across_lines() {
 fn scan(path: &std::path::Path) -> String {
     let img = image::open(path).unwrap().into_luma8();
     let w = img.width() as usize;
-    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w, img.height() as usize, |x, y| {
-        img.as_raw()[y * w + x]
-    });
+    let mut prepared =
+        rqrr::PreparedImage::prepare_from_greyscale(w, img.height() as usize, |x, y| {
+            img.as_raw()[y * w + x]
+        });
     let grids = prepared.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in {}", path.display());
     grids[0].decode().unwrap().1
@@ -358,26 +433,51 @@ fn qr_pictures_scan_back_into_contacts_in_both_suites() {
     let colors = code_.to_colors();
     let img = image::GrayImage::from_fn((w as u32 + 8) * 6, (w as u32 + 8) * 6, |x, y| {
         let (x, y) = ((x / 6) as usize, (y / 6) as usize);
-        let dark = x >= 4 && y >= 4 && x - 4 < w && y - 4 < w && colors[(y - 4) * w + x - 4] == qrcode::Color::Dark;
+        let dark = x >= 4
+            && y >= 4
+            && x - 4 < w
+            && y - 4 < w
+            && colors[(y - 4) * w + x - 4] == qrcode::Color::Dark;
         image::Luma([if dark { 0 } else { 255 }])
     });
     img.save(&other).unwrap();
-    let e = a
-        .run(&["--json", "contact", "add", "--qr-image", other.to_str().unwrap(), "--name", "x"]);
+    let e = a.run(&[
+        "--json",
+        "contact",
+        "add",
+        "--qr-image",
+        other.to_str().unwrap(),
+        "--name",
+        "x",
+    ]);
     assert_eq!(code(&e), Some(2), "{e:?}");
     assert!(e.json_error().error.contains("no deaddrop card"), "{e:?}");
     // A picture without any code, a file that is no picture, one far too large: refused (the
     // last by its size, before anything decodes it).
     let blank = dir.path().join("blank.png");
-    image::GrayImage::from_pixel(200, 200, image::Luma([255])).save(&blank).unwrap();
+    image::GrayImage::from_pixel(200, 200, image::Luma([255]))
+        .save(&blank)
+        .unwrap();
     let not_png = dir.path().join("text.png");
     std::fs::write(&not_png, "this is not a picture").unwrap();
     let huge = dir.path().join("huge.png");
     let mut f = std::fs::File::create(&huge).unwrap();
     f.write_all(&std::fs::read(&blank).unwrap()).unwrap();
     f.set_len(17 << 20).unwrap();
-    for (file, says) in [(&blank, "no readable QR code"), (&not_png, "not a picture"), (&huge, "bytes")] {
-        let e = a.run(&["--json", "contact", "add", "--qr-image", file.to_str().unwrap(), "--name", "x"]);
+    for (file, says) in [
+        (&blank, "no readable QR code"),
+        (&not_png, "not a picture"),
+        (&huge, "bytes"),
+    ] {
+        let e = a.run(&[
+            "--json",
+            "contact",
+            "add",
+            "--qr-image",
+            file.to_str().unwrap(),
+            "--name",
+            "x",
+        ]);
         assert_eq!(code(&e), Some(2), "{e:?}");
         let ErrorJson { error, .. } = e.json_error();
         assert!(error.contains(says), "{says}: {error}");
@@ -410,19 +510,26 @@ fn a_qr_code_too_wide_for_the_terminal_says_how_wide_it_must_be() {
         DEADDROP.path().display(),
         p.home.display()
     );
-    let Some((status, text)) =
-        on_a_terminal(&sh, &[("DEADDROP_PASSPHRASE", deaddrop_harness::cli::PASSPHRASE)])
-    else {
+    let Some((status, text)) = on_a_terminal(
+        &sh,
+        &[("DEADDROP_PASSPHRASE", deaddrop_harness::cli::PASSPHRASE)],
+    ) else {
         eprintln!("skipped: no `script` to run a terminal");
         return;
     };
     assert_eq!(status, 2, "{text}");
-    assert!(text.contains("columns wide") && text.contains("has 80"), "{text}");
+    assert!(
+        text.contains("columns wide") && text.contains("has 80"),
+        "{text}"
+    );
     assert!(text.contains("--qr-png"), "{text}");
     // Wide enough: drawn, black on white in explicit colours.
     let sh = sh.replace("cols 80", "cols 200");
-    let (status, text) =
-        on_a_terminal(&sh, &[("DEADDROP_PASSPHRASE", deaddrop_harness::cli::PASSPHRASE)]).unwrap();
+    let (status, text) = on_a_terminal(
+        &sh,
+        &[("DEADDROP_PASSPHRASE", deaddrop_harness::cli::PASSPHRASE)],
+    )
+    .unwrap();
     assert_eq!(status, 0, "{text}");
     assert!(text.contains("\x1b[38;5;16;48;5;231m\u{2580}"), "{text}");
 }

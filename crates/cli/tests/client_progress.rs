@@ -145,11 +145,17 @@ fn ctrl_c_stops_a_sync_between_pages_and_the_next_resumes_there() {
         .read_to_string(&mut stderr)
         .unwrap();
     let at = position();
-    assert!(at < newest, "the sync ended before the interrupt ({at} of {newest})");
+    assert!(
+        at < newest,
+        "the sync ended before the interrupt ({at} of {newest})"
+    );
     assert_eq!(status.code(), Some(130), "{stderr}");
     let said = format!("stopped at entry {at} of {newest}");
     assert!(stderr.contains(&said), "{said}: {stderr}");
-    assert!(stderr.contains("the next sync resumes from there"), "{stderr}");
+    assert!(
+        stderr.contains("the next sync resumes from there"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     // The next sync goes on from there, and every message arrives once.
@@ -185,7 +191,8 @@ fn only_an_identity_that_existed_is_warned_about_expired_entries() {
     assert!(!out.stderr.contains("expired"), "{}", out.stderr);
     let mut new2 = DEADDROP.person("new2", &url);
     new2.passphrase = None;
-    new2.run(&["init", "--name", "new2", "--no-passphrase"]).ok();
+    new2.run(&["init", "--name", "new2", "--no-passphrase"])
+        .ok();
     let j: deaddrop_client::output::SyncJson = new2.json(&["sync"]);
     assert_eq!(j.gap, None, "{j:?}");
     assert_eq!(j.gap_before_identity, Some([1, 30]), "{j:?}");

@@ -257,7 +257,10 @@ async fn metrics_carry_the_process_and_the_build() {
         .start()
         .await;
     let text = server.metrics().await;
-    let version = format!("deaddrop_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+    let version = format!(
+        "deaddrop_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
     assert_eq!(sample(&text, &version), Some(1.0), "{text}");
     let rss = sample(&text, "process_resident_memory_bytes").unwrap_or(0.0);
     assert!(rss > 1e6, "resident memory {rss}: {text}");
@@ -269,10 +272,16 @@ async fn metrics_carry_the_process_and_the_build() {
         .unwrap()
         .as_secs_f64();
     let started = sample(&text, "process_start_time_seconds").unwrap_or(0.0);
-    assert!((now - started).abs() < 600.0, "started {started}, now {now}");
+    assert!(
+        (now - started).abs() < 600.0,
+        "started {started}, now {now}"
+    );
     let cpu = sample(&text, "process_cpu_seconds_total");
     assert!(cpu.is_some_and(|c| c >= 0.0), "{text}");
-    assert!(text.contains("# TYPE process_cpu_seconds counter"), "{text}");
+    assert!(
+        text.contains("# TYPE process_cpu_seconds counter"),
+        "{text}"
+    );
     // The ledger's own metrics keep their names.
     assert!(sample(&text, "deaddrop_appends_total").is_some(), "{text}");
     // CPU time only grows.

@@ -181,7 +181,10 @@ impl Metrics {
             "Time from an entry being stored to its frame written to a push subscriber",
             m.push_delay_seconds.clone(),
         );
-        Metrics { registry: root, ..m }
+        Metrics {
+            registry: root,
+            ..m
+        }
     }
 
     /// Counts one refused request.

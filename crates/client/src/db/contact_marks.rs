@@ -49,13 +49,17 @@ impl Db {
         }
         let tx = self.conn.transaction()?;
         let id: Option<i64> = tx
-            .query_row("SELECT id FROM contacts WHERE name = ?1", [old], |r| r.get(0))
+            .query_row("SELECT id FROM contacts WHERE name = ?1", [old], |r| {
+                r.get(0)
+            })
             .optional()?;
         let Some(id) = id else {
             return Err(ClientError::UnknownContact(old.to_string()));
         };
         let taken: Option<i64> = tx
-            .query_row("SELECT id FROM contacts WHERE name = ?1", [new], |r| r.get(0))
+            .query_row("SELECT id FROM contacts WHERE name = ?1", [new], |r| {
+                r.get(0)
+            })
             .optional()?;
         match taken {
             Some(other) if other != id => {

@@ -23,7 +23,9 @@ impl Db {
         window: Window,
     ) -> Result<Vec<MessageView>, ClientError> {
         let c = self.contact(name)?;
-        let since = window.since_ms.map_or(i64::MIN, |t| t.min(i64::MAX as u64) as i64);
+        let since = window
+            .since_ms
+            .map_or(i64::MIN, |t| t.min(i64::MAX as u64) as i64);
         // SQLite takes a negative LIMIT as none.
         let last = window.last.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
         let mut st = self.conn.prepare(

@@ -36,6 +36,8 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
 /// screen when dropped.
 pub struct Bar {
     bar: Option<ProgressBar>,
+    /// Whether it has counts yet: it is first drawn with them, not as an empty `0/0`.
+    started: std::cell::Cell<bool>,
 }
 
 fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
@@ -46,7 +48,10 @@ impl Bar {
     /// A bar of `len` `unit`s (`entries`, `parts`) headed `what`, drawn if [`enabled`].
     pub fn new(json: bool, what: &str, unit: &str, len: u64) -> Bar {
         if !enabled(json) {
-            return Bar { bar: None };
+            return Bar {
+                bar: None,
+                started: false.into(),
+            };
         }
         let template = format!(
             "{{spinner}} {{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} · {{rate}} · {{eta}} left {{msg}}"
@@ -58,9 +63,11 @@ impl Bar {
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(20))
             .with_style(style)
             .with_prefix(what.to_string());
-        bar.enable_steady_tick(TICK);
         *SHOWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
-        Bar { bar: Some(bar) }
+        Bar {
+            bar: Some(bar),
+            started: false.into(),
+        }
     }
 
     /// `pos` of `len` done.
@@ -68,6 +75,9 @@ impl Bar {
         if let Some(b) = &self.bar {
             b.set_length(len.max(pos));
             b.set_position(pos);
+            if !self.started.replace(true) {
+                b.enable_steady_tick(TICK);
+            }
         }
     }
 

@@ -167,7 +167,7 @@ async fn catch_up_progress(ledger: Arc<Ledger>) {
             }
             None => {}
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

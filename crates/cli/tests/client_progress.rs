@@ -205,3 +205,41 @@ fn only_an_identity_that_existed_is_warned_about_expired_entries() {
         out.stderr
     );
 }
+
+#[test]
+fn a_mirror_draws_its_catch_up_on_a_terminal() {
+    let (upstream, _dir) = ledger(1024, &[]);
+    let url = upstream.url();
+    fill(&url, 15_000);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tty.out");
+    let serve = format!(
+        "timeout 60 '{}' serve --listen 127.0.0.1:0 --store memory --mirror-of '{url}'",
+        DEADDROP.path().display()
+    );
+    let mut script = match std::process::Command::new("script")
+        .args(["-qefc", &serve, log.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => Running { child },
+        Err(_) => {
+            eprintln!("skipped: no `script` to run a terminal");
+            return;
+        }
+    };
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until_blocking("the mirror caught up", COMMAND_TIMEOUT, || {
+        read().contains("caught up with the upstream") || !script.running()
+    });
+    let text = read();
+    script.kill();
+    assert!(
+        text.contains("caught up with the upstream at entry 15000"),
+        "{text:?}"
+    );
+    assert!(text.contains("catching up"), "{text:?}");
+    assert!(redraws(&text) >= 1, "{text:?}");
+}

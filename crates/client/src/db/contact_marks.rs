@@ -27,7 +27,7 @@ pub(super) fn add_columns(conn: &mut Connection) -> Result<(), rusqlite::Error> 
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !has(&*tx)? {
+    if !has(&tx)? {
         tx.execute_batch("ALTER TABLE contacts ADD COLUMN verified_ms INTEGER")?;
     }
     tx.commit()

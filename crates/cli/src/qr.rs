@@ -2,11 +2,12 @@
 //! (`card --qr-png FILE`), and read back from a picture (`contact add --qr-image FILE`).
 //!
 //! The code holds the card's text exactly as `deaddrop card` prints it, at the strongest error
-//! correction that still fits (an `xwing` card of about 1,700 characters needs version 35 or so
-//! at level M, 157 modules a side; an `rsa-oaep` card far less). In the terminal each character
-//! cell shows two modules with a half block in explicit colours, black on white whatever the
-//! terminal's theme (a light-on-dark code is unreadable to many scanners), with the quiet zone
-//! of four modules the standard asks for.
+//! correction that still fits (an `xwing` card of about 1,680 characters takes version 34, 153
+//! modules a side, 161 columns with the quiet zone; an `rsa-oaep` card far less). In the
+//! terminal each character cell shows two modules with a half block in explicit colours, black
+//! on white whatever the terminal's theme (a light-on-dark code is unreadable to many scanners),
+//! with the quiet zone of four modules the standard asks for. `NO_COLOR` does not apply: the
+//! colours are the code, not decoration.
 
 use std::io::Read;
 use std::path::Path;

@@ -207,7 +207,7 @@ pub enum UserCmd {
     Home(HomeCmd),
     /// Print your contact card: give it to the people who should be able to write to you.
     Card {
-        /// Also draw it as a QR code in the terminal (it needs a wide one: about 165 columns
+        /// Also draw it as a QR code in the terminal (it needs a wide one: about 161 columns
         /// for an xwing card).
         #[arg(long)]
         qr: bool,

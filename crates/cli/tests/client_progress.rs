@@ -243,3 +243,29 @@ fn a_mirror_draws_its_catch_up_on_a_terminal() {
     assert!(text.contains("catching up"), "{text:?}");
     assert!(redraws(&text) >= 1, "{text:?}");
 }
+
+#[test]
+fn a_long_send_draws_its_parts_on_a_terminal() {
+    let (ledger, _dir) = ledger(1024, &[]);
+    let (a, b) = DEADDROP.pair(&ledger.url(), "xwing");
+    let text = "x".repeat(20_000);
+    let Some((status, out)) = on_a_terminal(&sync_script(&a, &format!("send b {text}"))) else {
+        eprintln!("skipped: no `script` to run a terminal");
+        return;
+    };
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("parts"), "{out:?}");
+    assert!(redraws(&out) >= 1, "{out:?}");
+    let parts: usize = out
+        .split("Sent to b: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(parts > 1, "{out:?}");
+    // In a pipe, nothing drawn.
+    let piped = a.run(&["send", "b", &text]).ok();
+    assert_eq!(redraws(&piped.stderr), 0, "{piped:?}");
+    b.sync();
+    assert_eq!(b.read("a").len(), 2);
+}

@@ -15,12 +15,48 @@
 // Printing results is this binary's job.
 #![allow(clippy::print_stdout)]
 
+// Every `println!`, `print!` and `eprintln!` in this crate, in every module declared below,
+// is one of these, not std's: they write through `out`, which ends the command quietly when
+// the reader of a pipe went away instead of panicking (std's `println!` panics on EPIPE), and
+// keeps standard error clear of a progress bar being drawn. Code added later gets the same
+// without having to remember it.
+macro_rules! println {
+    () => {
+        $crate::out::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::line(format_args!($($arg)*))
+    };
+}
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::out::text(format_args!($($arg)*))
+    };
+}
+macro_rules! eprintln {
+    () => {
+        $crate::out::err_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::err_line(format_args!($($arg)*))
+    };
+}
+
+mod card_input;
+mod cards;
 mod config;
 mod demo;
+mod exit;
+mod generate;
+mod out;
 mod outbox;
+mod progress;
+mod qr;
 mod serve;
 mod status;
+mod sync_progress;
 mod user;
+mod when;
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -28,7 +64,7 @@ use deaddrop_client::settings::Source;
 
 /// Anonymous messaging over a public ledger.
 #[derive(Debug, Parser)]
-#[command(name = "deaddrop", version)]
+#[command(name = "deaddrop", version, after_help = exit::HELP)]
 struct Cli {
     /// Print one JSON object instead of human-readable output.
     #[arg(long, global = true)]
@@ -59,6 +95,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Print a completion script for SHELL, e.g. `deaddrop completions bash >
+    /// ~/.local/share/bash-completion/completions/deaddrop`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command with --out DIR.
+    Man(generate::ManArgs),
 }
 
 /// The client options (ids and flags, as [`user::ClientOpts`] names them), which `serve` and
@@ -133,16 +177,22 @@ pub fn init_logging() {
         && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .with_ansi(ansi)
         .try_init();
 }
 
 /// Prints an error as `error: ...` and `hint: ...`, or with `--json` as one JSON object
-/// `{"error", "hint"}` on standard error.
-fn report(json: bool, e: &anyhow::Error) {
+/// `{"error", "hint"}` on standard error; returns the exit code that tells its kind
+/// ([`exit::classify`]). A reader of standard output that went away is no error: exit 0, quietly.
+fn report(json: bool, e: &anyhow::Error) -> exit::Exit {
     use deaddrop_ledger::store::StoreError;
-    let hint = if let Some(c) = e.downcast_ref::<deaddrop_client::ClientError>() {
+    if out::is_broken_pipe(e) {
+        return exit::Exit::Ok;
+    }
+    let hint = if let Some(i) = e.downcast_ref::<exit::Interrupted>() {
+        i.hint.clone()
+    } else if let Some(c) = e.downcast_ref::<deaddrop_client::ClientError>() {
         c.hint()
     } else if let Some(StoreError::Locked { holder, .. }) = e.downcast_ref::<StoreError>() {
         match holder {
@@ -165,6 +215,7 @@ fn report(json: bool, e: &anyhow::Error) {
             deaddrop_client::display::line(&hint)
         );
     }
+    exit::classify(e)
 }
 
 /// Prints `{"error", "hint"}` on standard error.
@@ -262,13 +313,12 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(global, args),
         Command::Serve(args) => serve::run(args),
         Command::Bench { args } => bench(global, args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man(args) => generate::man(global.json, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            report(global.json, &e);
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => std::process::ExitCode::from(report(global.json, &e).code()),
     }
 }
 

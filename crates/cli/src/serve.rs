@@ -143,6 +143,34 @@ fn announce(local: SocketAddr, ready_file: Option<&std::path::Path>) -> anyhow::
     Ok(())
 }
 
+/// A mirror's catch-up with its upstream as a progress bar on a terminal: entries copied of
+/// those the upstream had, until the mirror has them all; then one line saying so.
+async fn catch_up_progress(ledger: Arc<Ledger>) {
+    let start = ledger.info().newest_id.map_or(0, |n| n.get());
+    let mut bar: Option<crate::progress::Bar> = None;
+    loop {
+        let info = ledger.info();
+        let mine = info.newest_id.map_or(0, |n| n.get());
+        match info.upstream_newest_id.map(|n| n.get()) {
+            Some(up) if up > mine => {
+                let bar = bar.get_or_insert_with(|| {
+                    crate::progress::Bar::new(false, "catching up", "entries", 0)
+                });
+                bar.set(mine.saturating_sub(start), up.saturating_sub(start));
+            }
+            Some(_) => {
+                if let Some(mut b) = bar.take() {
+                    b.clear();
+                    eprintln!("  caught up with the upstream at entry {mine}");
+                }
+                return;
+            }
+            None => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs `deaddrop serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ready_file = args.ready_file.clone();
@@ -188,6 +216,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(id) = ledger.info().ledger_id {
             let whose = if r.mirror_of.is_some() { " (its upstream's, once it has heard from it)" } else { "" };
             eprintln!("  ledger id {id}{whose}");
+        }
+        if r.mirror_of.is_some() && crate::progress::enabled(false) {
+            tokio::spawn(catch_up_progress(ledger.clone()));
         }
         announce(local, ready_file.as_deref())?;
         deaddrop_ledger::run(listener, ledger, shutdown_signal()).await.context("the server failed")?;

@@ -14,9 +14,10 @@ use deaddrop_client::display;
 use deaddrop_client::keystore::{self, Passphrase};
 use deaddrop_client::ops::{self, now_ms, WatchEvent};
 use deaddrop_client::output::{
-    AcceptJson, CardJson, ContactAddedJson, ContactJson, ContactRemovedJson, ContactShowJson,
-    ContactUpdatedJson, InboxKind, InboxRowJson, InitJson, LockJson, MessageJson, PassphraseJson,
-    RejectJson, RequestJson, RotateJson, SendJson, SyncJson, UnlockJson, WatchEventJson,
+    AcceptJson, ContactAddedJson, ContactJson, ContactRemovedJson, ContactRenamedJson,
+    ContactShowJson, ContactUpdatedJson, InboxKind, InboxRowJson, InitJson, LockJson, MessageJson,
+    PassphraseJson, RejectJson, RequestJson, RotateJson, SendJson, SyncJson, UnlockJson,
+    WatchEventJson,
 };
 use deaddrop_client::settings::{Setting, Source};
 use deaddrop_client::LedgerClient;
@@ -26,6 +27,8 @@ use deaddrop_proto::{CheckKey, CheckString, ContactCard, Identity, Suite};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::card_input::{self, Source as CardSource};
+use crate::when::{parse_since, Since, TimeOpts, Zone};
 use crate::Global;
 
 /// Options of every client subcommand.
@@ -73,13 +76,42 @@ pub struct ClientOpts {
 /// `deaddrop contact ...`.
 #[derive(Debug, Subcommand)]
 pub enum ContactCmd {
-    /// Add someone from their card.
+    /// Add someone from their card: given here, on standard input (`-`), in a file, or as a
+    /// picture of its QR code. Spaces and line breaks inside the card are ignored.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["card", "file", "qr_image"])))]
     Add {
-        /// Their card (`deaddrop-card-v1:...`), as they gave it to you.
-        card: String,
+        /// Their card (`deaddrop-card-v1:...`), as they gave it to you, or `-` to read it from
+        /// standard input.
+        card: Option<String>,
+        /// Read the card from this text file.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Read the card from a picture (PNG or JPEG) of its QR code, as `deaddrop card
+        /// --qr-png` writes it or a phone photographs it.
+        #[arg(long, value_name = "FILE")]
+        qr_image: Option<PathBuf>,
         /// The name you will use for them.
         #[arg(long)]
         name: String,
+    },
+    /// Give a contact another name; the conversation stays.
+    Rename {
+        /// Their name now.
+        old: String,
+        /// The name they get.
+        new: String,
+    },
+    /// Mark that you compared a contact's fingerprint with them in person (or on a call you
+    /// trust): their card is theirs, not someone else's posing as them.
+    Verify {
+        /// The contact's name.
+        name: String,
+        /// The fingerprint they read out to you: refused unless it is theirs.
+        #[arg(long, value_name = "FP")]
+        fingerprint: Option<String>,
+        /// Take the mark back.
+        #[arg(long, conflicts_with = "fingerprint")]
+        undo: bool,
     },
     /// Take a newer card of a contact (same address, e.g. a new check string), given out of
     /// band. Keys and conversation stay.
@@ -167,9 +199,13 @@ pub enum UserCmd {
     Home(HomeCmd),
     /// Print your contact card: give it to the people who should be able to write to you.
     Card {
-        /// Also draw it as a QR code in the terminal.
+        /// Also draw it as a QR code in the terminal (it needs a wide one: about 161 columns
+        /// for an xwing card).
         #[arg(long)]
         qr: bool,
+        /// Write its QR code to FILE as a PNG picture, to show on screen or print.
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
     },
     /// Manage contacts.
     #[command(subcommand)]
@@ -184,14 +220,29 @@ pub enum UserCmd {
     /// Fetch and open every new entry on the ledger.
     Sync,
     /// Conversations with unread counts, and pending requests.
-    Inbox,
+    Inbox {
+        #[command(flatten)]
+        time: TimeOpts,
+    },
     /// Show the conversation with a contact, oldest first.
     Read {
         /// The contact's name.
         name: String,
+        /// Only the newest N messages.
+        #[arg(long, value_name = "N")]
+        last: Option<u64>,
+        /// Only messages since then: a duration back from now (2h, 90min, 3days) or an RFC 3339
+        /// time (2026-03-01T09:00:00+01:00).
+        #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+        since: Option<Since>,
+        #[command(flatten)]
+        time: TimeOpts,
     },
     /// First messages from people who are not your contacts.
-    Requests,
+    Requests {
+        #[command(flatten)]
+        time: TimeOpts,
+    },
     /// Accept a request: its sender becomes a contact you can reply to.
     Accept {
         /// The request's id (see `deaddrop requests`).
@@ -206,7 +257,10 @@ pub enum UserCmd {
         id: RequestId,
     },
     /// Stay connected and print messages as they arrive (Ctrl-C to stop).
-    Watch,
+    Watch {
+        #[command(flatten)]
+        time: TimeOpts,
+    },
     /// Manage the check string on your card.
     #[command(subcommand)]
     CheckString(CheckStringCmd),
@@ -402,10 +456,7 @@ pub(crate) fn time_text(ms: u64) -> String {
 
 /// Prints `v` as one line of JSON on standard output.
 pub(crate) fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, v)?;
-    writeln!(out)?;
-    Ok(())
+    crate::out::json(v)
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -416,7 +467,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// A new message as a line (more, indented, if its text has several), with everything that
 /// came from someone else escaped ([`display`]).
-pub(crate) fn message_line(m: &NewMessage) -> String {
+pub(crate) fn message_line(m: &NewMessage, zone: &Zone) -> String {
     let from = match &m.contact {
         Some(c) => display::line(c),
         None => format!("request #{} (not a contact; see `deaddrop requests`)", m.id),
@@ -428,7 +479,7 @@ pub(crate) fn message_line(m: &NewMessage) -> String {
     };
     format!(
         "[{}] {from}{mark}: {}",
-        time_text(m.time_ms),
+        zone.show(m.time_ms),
         display::block(&m.text, TEXT_INDENT)
     )
 }
@@ -454,33 +505,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         UserCmd::Config(c) => crate::config::run(&mut db, json, c)?,
         UserCmd::Status => crate::status::run(&mut db, &opts, json)?,
         UserCmd::Outbox(o) => crate::outbox::run(&mut db, &opts, json, o)?,
-        UserCmd::Card { qr } => {
-            let card = db.my_card(now_ms())?;
-            if json {
-                print_json(&CardJson {
-                    card: card.to_text(),
-                    fingerprint: card.address().fingerprint().short(),
-                    suite: card.address().suite().name().to_string(),
-                    name: card.name().map(str::to_string),
-                })?;
-            } else {
-                println!("{}", card.to_text());
-                if qr {
-                    let code = qrcode::QrCode::with_error_correction_level(
-                        card.to_text().as_bytes(),
-                        qrcode::EcLevel::L,
-                    )
-                    .map_err(|e| {
-                        ClientError::Input(format!("the card does not fit a QR code: {e}"))
-                    })?;
-                    let art = code
-                        .render::<qrcode::render::unicode::Dense1x2>()
-                        .quiet_zone(true)
-                        .build();
-                    println!("{art}");
-                }
-            }
-        }
+        UserCmd::Card { qr, qr_png } => crate::cards::card(&db, json, qr, qr_png)?,
         UserCmd::Contact(c) => contact(&mut db, json, c)?,
         UserCmd::Send { name, text } => {
             let text = if text == "-" {
@@ -495,7 +520,15 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 text
             };
             let ledger = opts.resolve(&db)?.quick_client()?;
-            let report = runtime()?.block_on(ops::send(&mut db, &ledger, &name, &text))?;
+            let mut bar = crate::cards::send_bar(json);
+            let report = runtime()?.block_on(ops::send_with_progress(
+                &mut db,
+                &ledger,
+                &name,
+                &text,
+                &mut |p| bar.show(p),
+            ))?;
+            drop(bar);
             if json {
                 print_json(&SendJson {
                     copies: report.copies,
@@ -544,7 +577,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
         UserCmd::Sync => {
             let me = unlock(&db, &mut secrets)?;
             let ledger = opts.resolve(&db)?.client()?;
-            let r = runtime()?.block_on(ops::sync(&mut db, &ledger, &me, |_| {}))?;
+            let r = crate::sync_progress::run(&mut db, &ledger, &me, json)?;
             if let (Some(old), Some(new)) = (r.replaced, r.ledger_id) {
                 eprintln!("warning: the ledger at {} is not the one this home read there before (ledger {old}; now {new}): its data was wiped, or another ledger answers at that address. It was read from its start; messages the old one held that this home had not read yet are not on it.", ledger.url());
             }
@@ -567,6 +600,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     rejected: r.rejected,
                     rejected_check_string: r.rejected_check_string,
                     gap: r.gap.map(|(a, b)| [a, b]),
+                    gap_before_identity: r.gap_before_identity.map(|(a, b)| [a, b]),
                     duplicates: r.duplicates,
                     last_id: r.last_id,
                     flushed: r.flushed,
@@ -595,12 +629,14 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                         r.rejected_check_string
                     );
                 }
+                let zone = Zone::new(TimeOpts::default());
                 for m in &r.new {
-                    println!("  {}", message_line(m));
+                    println!("  {}", message_line(m, &zone));
                 }
             }
         }
-        UserCmd::Inbox => {
+        UserCmd::Inbox { time } => {
+            let zone = Zone::new(time);
             let rows = db.inbox()?;
             let reqs = db.requests()?;
             if json {
@@ -633,7 +669,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 for r in &rows {
                     let last = r
                         .last_time_ms
-                        .map(time_text)
+                        .map(|t| zone.show(t))
                         .unwrap_or_else(|| "no messages".into());
                     println!(
                         "{:<20} {:>4} unread   {}",
@@ -647,8 +683,18 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 }
             }
         }
-        UserCmd::Read { name } => {
-            let msgs = db.conversation(&name)?;
+        UserCmd::Read {
+            name,
+            last,
+            since,
+            time,
+        } => {
+            let zone = Zone::new(time);
+            let window = deaddrop_client::db::Window {
+                since_ms: since.map(|s| s.ms(now_ms())),
+                last,
+            };
+            let msgs = db.conversation_window(&name, window)?;
             if json {
                 let arr: Vec<MessageJson> = msgs
                     .into_iter()
@@ -664,7 +710,11 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 print_json(&arr)?;
             } else {
                 if msgs.is_empty() {
-                    println!("No messages with {} yet.", display::line(&name));
+                    if window == Default::default() {
+                        println!("No messages with {} yet.", display::line(&name));
+                    } else {
+                        println!("No messages with {} in that window.", display::line(&name));
+                    }
                 }
                 for m in msgs {
                     let who = if m.direction == Direction::In {
@@ -680,13 +730,14 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     let new = if m.was_read { "" } else { "* " };
                     println!(
                         "{new}[{}] {who}{mark}: {}",
-                        time_text(m.time_ms),
+                        zone.show(m.time_ms),
                         display::block(&m.text, TEXT_INDENT)
                     );
                 }
             }
         }
-        UserCmd::Requests => {
+        UserCmd::Requests { time } => {
+            let zone = Zone::new(time);
             let reqs = db.requests()?;
             if json {
                 let arr: Vec<RequestJson> = reqs
@@ -718,7 +769,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                         "#{}  from {}, not a contact, unverified: anyone who knows this address could have sent it{claims}  [{}]: {}",
                         q.id,
                         q.fingerprint.short(),
-                        time_text(q.time_ms),
+                        zone.show(q.time_ms),
                         display::block(&q.text, TEXT_INDENT)
                     );
                 }
@@ -748,7 +799,8 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 println!("Rejected request {id}; later messages from that sender will be dropped.");
             }
         }
-        UserCmd::Watch => {
+        UserCmd::Watch { time } => {
+            let zone = Zone::new(time);
             let me = Arc::new(unlock(&db, &mut secrets)?);
             let ledger = opts.resolve(&db)?.client()?;
             let stop = async {
@@ -759,7 +811,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 &ledger,
                 me,
                 |ev| {
-                    let _ = print_event(json, &ledger, ev);
+                    let _ = print_event(json, &ledger, &zone, ev);
                 },
                 stop,
             ))?;
@@ -783,12 +835,17 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
     Ok(())
 }
 
-fn print_event(json: bool, ledger: &LedgerClient, ev: WatchEvent) -> anyhow::Result<()> {
+fn print_event(
+    json: bool,
+    ledger: &LedgerClient,
+    zone: &Zone,
+    ev: WatchEvent,
+) -> anyhow::Result<()> {
     match (json, ev) {
         // Through a `Value`, which sorts keys: the order watch lines have always had.
         (true, ev) => print_json(&serde_json::to_value(watch_json(ev))?)?,
         (false, WatchEvent::Message(m)) => {
-            println!("{}", message_line(&m));
+            println!("{}", message_line(&m, zone));
             std::io::stdout().flush()?;
         }
         (false, WatchEvent::Listening { last_id }) => eprintln!("watching {} (after id {last_id}); Ctrl-C to stop", ledger.url()),
@@ -819,12 +876,30 @@ fn watch_json(ev: WatchEvent) -> WatchEventJson {
 
 fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
     match cmd {
-        ContactCmd::Add { card, name } => {
+        ContactCmd::Add {
+            card,
+            file,
+            qr_image,
+            name,
+        } => {
             let name = name.trim().to_string();
             if name.is_empty() {
                 return Err(ClientError::Input("--name must not be empty".into()).into());
             }
-            let card = ContactCard::parse(&card).map_err(|e| ClientError::Card(e.to_string()))?;
+            let source = match (card, file, qr_image) {
+                (_, _, Some(img)) => CardSource::QrImage(img),
+                (_, Some(f), _) => CardSource::File(f),
+                (Some(text), _, _) => CardSource::Arg(text),
+                // clap requires one of the three.
+                (None, None, None) => {
+                    return Err(ClientError::Input(
+                        "give the card, `-` for standard input, --file FILE or --qr-image FILE"
+                            .into(),
+                    )
+                    .into())
+                }
+            };
+            let card = card_input::read(source)?;
             let c = db.add_contact(&name, &card, &CheckKey::generate(&mut SystemRng), now_ms())?;
             let fp = c.card.address().fingerprint().short();
             if json {
@@ -838,8 +913,27 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                 println!("Added {name} ({fp}). Compare this fingerprint with them in person: `deaddrop contact show {name}`");
             }
         }
+        ContactCmd::Rename { old, new } => {
+            db.rename_contact(&old, &new)?;
+            let new = new.trim().to_string();
+            if json {
+                print_json(&ContactRenamedJson { from: old, to: new })?;
+            } else {
+                println!(
+                    "Renamed {} to {}.",
+                    display::line(&old),
+                    display::line(&new)
+                );
+            }
+        }
+        ContactCmd::Verify {
+            name,
+            fingerprint,
+            undo,
+        } => crate::cards::verify(db, json, &name, fingerprint.as_deref(), undo)?,
         ContactCmd::Update { card } => {
-            let card = ContactCard::parse(&card).map_err(|e| ClientError::Card(e.to_string()))?;
+            let card = ContactCard::parse(&card_input::squeeze(&card))
+                .map_err(|e| ClientError::Card(e.to_string()))?;
             let (c, changed) = db.update_contact_card(&card)?;
             let fp = c.card.address().fingerprint().short();
             if json {
@@ -860,15 +954,18 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
         ContactCmd::List => {
             let cs = db.contacts()?;
             if json {
-                let arr: Vec<ContactJson> = cs
+                let arr = cs
                     .iter()
-                    .map(|c| ContactJson {
-                        name: c.name.clone(),
-                        fingerprint: c.card.address().fingerprint().short(),
-                        verified: c.confirmed,
-                        card_name: c.card.name().map(str::to_string),
+                    .map(|c| {
+                        Ok(ContactJson {
+                            name: c.name.clone(),
+                            fingerprint: c.card.address().fingerprint().short(),
+                            verified: c.confirmed,
+                            verified_in_person: db.verified_in_person(&c.name)?.is_some(),
+                            card_name: c.card.name().map(str::to_string),
+                        })
                     })
-                    .collect();
+                    .collect::<Result<Vec<_>, ClientError>>()?;
                 print_json(&arr)?;
             } else {
                 if cs.is_empty() {
@@ -877,11 +974,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                     );
                 }
                 for c in cs {
-                    let state = if c.confirmed {
-                        "verified"
-                    } else {
-                        "not yet verified"
-                    };
+                    let state = crate::cards::states(c.confirmed, db.verified_in_person(&c.name)?);
                     println!(
                         "{:<20} {}  {state}",
                         display::line(&c.name),
@@ -905,6 +998,7 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
             let c = db.contact(&name)?;
             let fp = c.card.address().fingerprint();
             let introductions = db.introductions(&c)?;
+            let in_person = db.verified_in_person(&c.name)?;
             if json {
                 print_json(&ContactShowJson {
                     name: c.name,
@@ -913,22 +1007,38 @@ fn contact(db: &mut Db, json: bool, cmd: ContactCmd) -> anyhow::Result<()> {
                     introductions,
                     suite: c.card.address().suite().name().to_string(),
                     verified: c.confirmed,
+                    verified_in_person: in_person.is_some(),
+                    verified_in_person_at: in_person.map(|v| v.at_ms),
                     card: c.card.to_text(),
                     card_name: c.card.name().map(str::to_string),
                 })?;
             } else {
                 println!("{}", display::line(&c.name));
-                println!("  fingerprint  {}  (compare in person: they see it with `deaddrop init` or `deaddrop card --json`)", fp.short());
+                println!(
+                    "  fingerprint  {}  (compare in person: they see it with `deaddrop card`)",
+                    fp.short()
+                );
                 println!("  full         {}", fp.to_hex());
                 println!("  suite        {}", c.card.address().suite());
                 println!(
-                    "  state        {}",
+                    "  reply        {}",
                     if c.confirmed {
-                        "verified: their messages prove they hold the key"
+                        "confirmed by a reply: their messages prove they hold the key of this card"
                     } else {
-                        "not yet verified: verified once they reply to a message of yours"
+                        "not yet confirmed by a reply: confirmed once they reply to a message of yours"
                     }
                 );
+                let zone = Zone::new(TimeOpts::default());
+                match in_person {
+                    Some(v) => println!(
+                        "  in person    fingerprint verified in person ({}): this card is theirs",
+                        zone.show(v.at_ms)
+                    ),
+                    None => println!(
+                        "  in person    fingerprint not verified in person: compare it with them, then `deaddrop contact verify {}`",
+                        display::line(&c.name)
+                    ),
+                }
                 if introductions > 1 {
                     println!(
                         "  claimed by   {introductions} different first messages: yours go to each until one answers"

@@ -241,3 +241,53 @@ async fn a_second_server_on_the_same_data_refuses_to_start() {
     );
     assert_eq!(server.read(0, 10).await.ids(), vec![a.id.get()]);
 }
+
+/// The value of the sample `name` (with its labels, exactly) in a metrics text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_carry_the_process_and_the_build() {
+    let server = DEADDROP
+        .serve()
+        .args(&["--store", "memory", "--pow-bits", "0"])
+        .start()
+        .await;
+    let text = server.metrics().await;
+    let version = format!(
+        "deaddrop_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&text, &version), Some(1.0), "{text}");
+    let rss = sample(&text, "process_resident_memory_bytes").unwrap_or(0.0);
+    assert!(rss > 1e6, "resident memory {rss}: {text}");
+    let fds = sample(&text, "process_open_fds").unwrap_or(0.0);
+    let max = sample(&text, "process_max_fds").unwrap_or(0.0);
+    assert!(fds >= 4.0 && max >= fds, "fds {fds} of {max}: {text}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = sample(&text, "process_start_time_seconds").unwrap_or(0.0);
+    assert!(
+        (now - started).abs() < 600.0,
+        "started {started}, now {now}"
+    );
+    let cpu = sample(&text, "process_cpu_seconds_total");
+    assert!(cpu.is_some_and(|c| c >= 0.0), "{text}");
+    assert!(
+        text.contains("# TYPE process_cpu_seconds counter"),
+        "{text}"
+    );
+    // The ledger's own metrics keep their names.
+    assert!(sample(&text, "deaddrop_appends_total").is_some(), "{text}");
+    // CPU time only grows.
+    for _ in 0..50 {
+        server.metrics().await;
+    }
+    let later = sample(&server.metrics().await, "process_cpu_seconds_total").unwrap_or(0.0);
+    assert!(later >= cpu.unwrap_or(0.0));
+}

@@ -26,13 +26,17 @@ use crate::home::{sync_dir, DbKey, HomeLock, KeyFile, KEY_FILE};
 use crate::keystore::{self, Passphrase};
 use crate::{Direction, RequestId};
 
+mod contact_marks;
 mod ledgers;
 mod outbox;
 mod peers;
+mod window;
 
+pub use contact_marks::InPerson;
 pub use ledgers::{position_key, Position};
 pub use outbox::{QueuedMessage, RefusedPart};
 pub use peers::{seen_retention_ms, Recipient, MAX_INTRODUCTIONS, STALE_MS};
+pub use window::Window;
 
 /// The database file inside a home.
 pub const DB_FILE: &str = "deaddrop.sqlite3";
@@ -500,6 +504,7 @@ fn configure(mut conn: Connection) -> Result<Connection, rusqlite::Error> {
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(ledgers::SCHEMA)?;
     conn.execute_batch(outbox::SCHEMA)?;
+    contact_marks::add_columns(&mut conn)?;
     Ok(conn)
 }
 
@@ -751,6 +756,20 @@ impl Db {
             address,
             sealed_key,
         })
+    }
+
+    /// When the identity was created, ms since the Unix epoch (this device's clock).
+    pub fn identity_created_ms(&self) -> Result<u64, ClientError> {
+        let t: Option<i64> = self
+            .conn
+            .query_row("SELECT created_ms FROM identity WHERE one = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let t = t.ok_or_else(|| ClientError::NoIdentity {
+            home: self.home.display().to_string(),
+        })?;
+        Ok(u64::try_from(t).unwrap_or(0))
     }
 
     /// Whether an identity exists.

@@ -114,10 +114,21 @@ pub struct SyncReport {
     pub rejected_check_string: u64,
     /// Duplicates and replays ignored.
     pub duplicates: u64,
-    /// Ids that expired before we read them, first and last (all gaps of this sync together).
+    /// Ids that expired before we read them, first and last (all gaps of this sync together),
+    /// that could have held entries for this identity: not all older than the identity.
     pub gap: Option<(u64, u64)>,
+    /// Ids that expired unread but were all appended before this identity was created, so
+    /// none of them can have been for it (a first sync of a new identity on an old ledger).
+    pub gap_before_identity: Option<(u64, u64)>,
+    /// The last id seen when the sync began.
+    pub first_id: u64,
     /// The last id seen now.
     pub last_id: u64,
+    /// The newest id the ledger has assigned, as it last said (0 while it holds none).
+    pub newest_id: u64,
+    /// The sync was stopped before it caught up (`stop` resolved); `last_id` is where the
+    /// next one resumes.
+    pub stopped: bool,
     /// The messages that arrived.
     pub new: Vec<NewMessage>,
     /// The ledger's id, if it reports one.
@@ -183,6 +194,24 @@ pub async fn check_ledger_patiently(
     .await
 }
 
+/// How far a send is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendProgress {
+    /// Solving the proof of work of this many parts.
+    Stamping {
+        /// Parts to stamp.
+        parts: usize,
+    },
+    /// `done` of `total` parts are on the ledger.
+    Posted {
+        /// Parts acknowledged so far.
+        done: usize,
+        /// Parts to append.
+        total: usize,
+    },
+}
+
 /// Seals `text` to contact `name`, records it, and sends the outbox (this message's parts and
 /// any queued before). One quick look at the ledger first ([`check_ledger`], one attempt): a
 /// ledger that cannot be used for good (another suite, an untrusted certificate) fails the send
@@ -197,6 +226,17 @@ pub async fn send(
     ledger: &LedgerClient,
     name: &str,
     text: &str,
+) -> Result<SendReport, ClientError> {
+    send_with_progress(db, ledger, name, text, &mut |_| {}).await
+}
+
+/// [`send`], telling `progress` how far it is.
+pub async fn send_with_progress(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    name: &str,
+    text: &str,
+    progress: &mut dyn FnMut(SendProgress),
 ) -> Result<SendReport, ClientError> {
     if text.len() > MAX_MESSAGE {
         return Err(ClientError::Input(format!(
@@ -253,7 +293,7 @@ pub async fn send(
     let row = db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
     let report = match info {
         Ok(info) => {
-            flush(
+            flush_with_progress(
                 db,
                 ledger,
                 suite,
@@ -262,6 +302,7 @@ pub async fn send(
                     patience: SEND_PATIENCE,
                     retry_refused: false,
                 },
+                progress,
             )
             .await?
         }
@@ -363,6 +404,17 @@ pub async fn flush(
     suite: Suite,
     how: Flush,
 ) -> Result<FlushReport, ClientError> {
+    flush_with_progress(db, ledger, suite, how, &mut |_| {}).await
+}
+
+/// [`flush`], telling `progress` how far it is.
+pub async fn flush_with_progress(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    suite: Suite,
+    how: Flush,
+    progress: &mut dyn FnMut(SendProgress),
+) -> Result<FlushReport, ClientError> {
     let queued = db.queued_parts(how.retry_refused)?;
     let mut report = FlushReport::default();
     let mut parts = Vec::with_capacity(queued.len());
@@ -378,6 +430,7 @@ pub async fn flush(
         }
     }
     let mut bits = how.bits;
+    progress(SendProgress::Stamping { parts: parts.len() });
     if let Err(e) = stamp_all(parts.iter_mut().map(|(_, e)| e), bits) {
         report.pending = parts.len();
         report.away = Some(e);
@@ -385,6 +438,7 @@ pub async fn flush(
     }
     let mut backoff = send_backoff(how.patience);
     let mut left = parts.len();
+    let total = parts.len();
     let mut fatal = None;
     for (item, entry) in parts.iter_mut() {
         let client = ledger.isolated()?;
@@ -429,6 +483,10 @@ pub async fn flush(
                 db.outbox_sent(item.id)?;
                 report.ids.push(id);
                 backoff.reset();
+                progress(SendProgress::Posted {
+                    done: report.ids.len(),
+                    total,
+                });
             }
             Err(Stop::Refused(why)) => {
                 report
@@ -474,8 +532,30 @@ pub async fn sync(
     db: &mut Db,
     ledger: &LedgerClient,
     me: &Identity,
-    mut progress: impl FnMut(&SyncReport),
+    progress: impl FnMut(&SyncReport),
 ) -> Result<SyncReport, ClientError> {
+    sync_until(db, ledger, me, progress, std::future::pending()).await
+}
+
+/// Merges the id range `a..=b` into `into`.
+fn widen(into: &mut Option<(u64, u64)>, (a, b): (u64, u64)) {
+    *into = Some(match *into {
+        Some((a0, b0)) => (a0.min(a), b0.max(b)),
+        None => (a, b),
+    });
+}
+
+/// [`sync`] until it caught up or `stop` resolves, whichever comes first. `stop` is heeded
+/// only between pages, never inside one: each page commits with its position, so a stopped
+/// sync reports `stopped` and its `last_id` is exactly where the next one resumes.
+pub async fn sync_until(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    me: &Identity,
+    mut progress: impl FnMut(&SyncReport),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<SyncReport, ClientError> {
+    tokio::pin!(stop);
     let suite = me.suite();
     let info = check_ledger(ledger, suite).await?;
     let entry_len = suite.layout().entry_len;
@@ -502,8 +582,12 @@ pub async fn sync(
         Err(e) => return Err(e),
     };
     let position = db.ledger_position(ledger.url(), info.ledger_id)?;
+    let created_ms = db.identity_created_ms()?;
+    let first_id = position.last_id;
     let mut report = SyncReport {
-        last_id: position.last_id,
+        first_id,
+        last_id: first_id,
+        newest_id: info.newest_id.map_or(0, |n| n.get()).max(first_id),
         ledger_id: info.ledger_id,
         replaced: position.replaced,
         position_key: position.key,
@@ -513,6 +597,7 @@ pub async fn sync(
         ..Default::default()
     };
     let key = report.position_key.clone();
+    progress(&report);
     let book = db.book()?;
     let accepted = db.accepted_checks(now_ms())?;
     let fetch = |after: u64| {
@@ -520,8 +605,16 @@ pub async fn sync(
         tokio::spawn(async move { l.read(EntryId(after), limit).await })
     };
     let mut next = Some(fetch(report.last_id));
-    while let Some(pending) = next.take() {
-        let page = pending.await??;
+    while let Some(mut pending) = next.take() {
+        let page = tokio::select! {
+            biased;
+            () = &mut stop => {
+                pending.abort();
+                report.stopped = true;
+                break;
+            }
+            page = &mut pending => page??,
+        };
         let next_after = page.meta.next_after.get();
         let frames = decode_frames(ledger, &page.body, entry_len)?;
         let full = frames.len() >= limit;
@@ -529,11 +622,16 @@ pub async fn sync(
             next = Some(fetch(next_after));
         }
         if let Some(g) = page.meta.gap {
-            let (a, b) = (g.first().get(), g.last().get());
-            report.gap = Some(match report.gap {
-                Some((a0, b0)) => (a0.min(a), b0.max(b)),
-                None => (a, b),
-            });
+            let ids = (g.first().get(), g.last().get());
+            let first_after = frames.first().map(|f| f.time_ms);
+            if expired_before(first_after, info.min_lifetime_s, now_ms()) < created_ms {
+                widen(&mut report.gap_before_identity, ids);
+            } else {
+                widen(&mut report.gap, ids);
+            }
+        }
+        if let Some(n) = page.meta.newest {
+            report.newest_id = report.newest_id.max(n.get());
         }
         let mut entries = Vec::with_capacity(frames.len());
         let mut meta = Vec::with_capacity(frames.len());
@@ -562,11 +660,25 @@ pub async fn sync(
         report.duplicates += stats.duplicates;
         report.new.extend(stats.new);
         report.last_id = report.last_id.max(next_after);
+        report.newest_id = report.newest_id.max(report.last_id);
         progress(&report);
     }
-    // Message ids are kept past the longest life an entry has on this ledger (db::peers).
-    db.forget_seen_before(now_ms().saturating_sub(seen_retention_ms(info.max_lifetime_s)))?;
+    if !report.stopped {
+        // Message ids are kept past the longest life an entry has on this ledger (db::peers).
+        db.forget_seen_before(now_ms().saturating_sub(seen_retention_ms(info.max_lifetime_s)))?;
+    }
     Ok(report)
+}
+
+/// A time no entry of a gap was appended after (ms since the Unix epoch, ledger clock): the
+/// gap's ids all come before `first_after`, the time of the first entry after the gap, and
+/// each expired at least the ledger's shortest lifetime after it was appended. A gap bounded
+/// by a time before the identity's creation held nothing for it, since nobody could seal to an
+/// address before it existed. The client's and the ledger's clocks are compared here: a skew
+/// of s could hide a gap only if someone had the new card and wrote within s of its creation.
+fn expired_before(first_after: Option<u64>, min_lifetime_s: u64, now_ms: u64) -> u64 {
+    let by_expiry = now_ms.saturating_sub(min_lifetime_s.saturating_mul(1000));
+    first_after.map_or(by_expiry, |t| t.min(by_expiry))
 }
 
 /// An event while watching.
@@ -694,4 +806,20 @@ fn decode_frames<'a>(
             url: ledger.url().to_string(),
             detail: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expired_before;
+
+    #[test]
+    fn a_gap_is_bounded_by_the_entry_after_it_and_by_the_shortest_lifetime() {
+        // The entry after the gap came at 5,000; the shortest lifetime puts expired ones before
+        // 7,000: nothing in the gap is younger than 5,000.
+        assert_eq!(expired_before(Some(5_000), 3, 10_000), 5_000);
+        // An empty page: only the lifetime bounds it.
+        assert_eq!(expired_before(None, 3, 10_000), 7_000);
+        assert_eq!(expired_before(Some(9_000), 3, 10_000), 7_000);
+        assert_eq!(expired_before(None, u64::MAX, 10), 0);
+    }
 }

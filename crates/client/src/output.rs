@@ -60,6 +60,9 @@ pub struct CardJson {
     pub fingerprint: String,
     /// The display name on the card, if any.
     pub name: Option<String>,
+    /// The PNG file the card's QR code was written to (`card --qr-png FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr_png: Option<String>,
     /// The suite: `xwing` or `rsa-oaep`.
     pub suite: String,
 }
@@ -84,8 +87,11 @@ pub struct ContactJson {
     pub fingerprint: String,
     /// The name you gave them.
     pub name: String,
-    /// Whether their messages proved they hold the key of their card.
+    /// Whether their messages proved they hold the key of their card ("confirmed by a reply").
     pub verified: bool,
+    /// Whether you marked their fingerprint as compared in person (`contact verify`).
+    #[serde(default)]
+    pub verified_in_person: bool,
 }
 
 /// `deaddrop --json contact show NAME`.
@@ -107,8 +113,41 @@ pub struct ContactShowJson {
     pub name: String,
     /// Their suite.
     pub suite: String,
-    /// Whether their messages proved they hold the key of their card.
+    /// Whether their messages proved they hold the key of their card ("confirmed by a reply").
     pub verified: bool,
+    /// Whether you marked their fingerprint as compared in person (`contact verify`).
+    #[serde(default)]
+    pub verified_in_person: bool,
+    /// When you did, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_in_person_at: Option<u64>,
+}
+
+/// `deaddrop --json contact rename OLD NEW`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRenamedJson {
+    /// The name they had.
+    pub from: String,
+    /// The name they have now.
+    pub to: String,
+}
+
+/// `deaddrop --json contact verify NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactVerifiedJson {
+    /// Their fingerprint, short form, as compared.
+    pub fingerprint: String,
+    /// The contact.
+    pub name: String,
+    /// Whether their fingerprint is marked as compared in person now (false after `--undo`).
+    pub verified_in_person: bool,
+}
+
+/// `deaddrop --json man --out DIR`: the pages written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManJson {
+    /// The files, sorted.
+    pub files: Vec<String>,
 }
 
 /// `deaddrop --json contact update CARD`: the contact whose card was replaced.
@@ -167,8 +206,13 @@ pub struct SyncJson {
     /// Parts of queued messages sent before reading (the outbox).
     #[serde(default)]
     pub flushed: u64,
-    /// Ids `[first, last]` that expired on the ledger before this client read them, or null.
+    /// Ids `[first, last]` that expired on the ledger before this client read them, or null;
+    /// only those that could have held entries for this identity (see `gap_before_identity`).
     pub gap: Option<[u64; 2]>,
+    /// Ids `[first, last]` that expired unread but were all appended before this identity was
+    /// created, so none was for it; not lost messages. Null if none.
+    #[serde(default)]
+    pub gap_before_identity: Option<[u64; 2]>,
     /// The last ledger id this client has now seen.
     pub last_id: u64,
     /// The ledger's id (absent for a ledger too old to report one): the position is kept
@@ -482,6 +526,7 @@ mod tests {
             duplicates: 0,
             flushed: 0,
             gap: None,
+            gap_before_identity: None,
             last_id: 9,
             ledger_id: None,
             messages: 1,
@@ -494,7 +539,7 @@ mod tests {
         };
         assert_eq!(
             printed(&sync),
-            r#"{"duplicates":0,"flushed":0,"gap":null,"last_id":9,"messages":1,"queued":0,"rejected":2,"rejected_check_string":1,"requests":3,"scanned":9}"#
+            r#"{"duplicates":0,"flushed":0,"gap":null,"gap_before_identity":null,"last_id":9,"messages":1,"queued":0,"rejected":2,"rejected_check_string":1,"requests":3,"scanned":9}"#
         );
         // Output of a client from before the field reads back.
         let old: SyncJson = serde_json::from_str(

@@ -1,5 +1,9 @@
 //! Prometheus metrics (`GET /metrics`). Aggregates only: no label ever names a client, an entry
-//! or an address.
+//! or an address. The ledger's own metrics are named `deaddrop_*` (with `deaddrop_build_info`
+//! carrying the version); the standard `process_*` metrics of the process come from
+//! [`process`].
+
+pub mod process;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -58,9 +62,21 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers everything under the `deaddrop_` prefix.
+    /// Registers the ledger's metrics under the `deaddrop_` prefix and the process metrics
+    /// under their standard names.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("deaddrop");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("deaddrop");
+        let build_info = Family::<Labels, Gauge>::default();
+        build_info
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        registry.register(
+            "build_info",
+            "The ledger's version, as a label; always 1",
+            build_info,
+        );
         let m = Metrics {
             appends: Counter::default(),
             append_bytes: Counter::default(),
@@ -165,7 +181,10 @@ impl Metrics {
             "Time from an entry being stored to its frame written to a push subscriber",
             m.push_delay_seconds.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry: root,
+            ..m
+        }
     }
 
     /// Counts one refused request.

@@ -8,6 +8,7 @@
 // Printing results is this binary's job.
 #![allow(clippy::print_stdout)]
 
+mod chat;
 mod serve;
 mod user;
 

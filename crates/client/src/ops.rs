@@ -124,16 +124,51 @@ pub async fn send(
     name: &str,
     text: &str,
 ) -> Result<SendReport, ClientError> {
+    check_size(text)?;
+    let contact = db.contact(name)?;
+    let suite = db.identity()?.address.suite();
+    // The ledger first: a send that cannot reach it leaves nothing queued behind.
+    let info = check_ledger_patiently(ledger, suite).await?;
+    let queued = queue(db, &contact.name, text)?;
+    let ids = flush_outbox(db, ledger, suite, info.pow_bits).await?;
+    Ok(SendReport {
+        message_id: queued.message_id,
+        parts: queued.parts,
+        copies: queued.copies,
+        ids,
+    })
+}
+
+fn check_size(text: &str) -> Result<(), ClientError> {
     if text.len() > MAX_MESSAGE {
         return Err(ClientError::Input(format!(
             "the message is {} bytes; deaddrop sends at most {MAX_MESSAGE}",
             text.len()
         )));
     }
+    Ok(())
+}
+
+/// A message sealed and recorded with its parts in the outbox, not yet on the wire.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The message's row in the database (as [`crate::db::MessageView::id`]).
+    pub row: i64,
+    /// The message id, hex.
+    pub message_id: String,
+    /// Parts (entries) the message took, all copies together.
+    pub parts: usize,
+    /// Copies sealed (see [`SendReport::copies`]).
+    pub copies: usize,
+}
+
+/// Seals `text` to contact `name` and records it with its parts in the outbox, without touching
+/// the network: [`flush_outbox`] sends it. What `deaddrop chat` does, so a message typed while
+/// the ledger is unreachable waits in the outbox instead of being lost.
+pub fn queue(db: &mut Db, name: &str, text: &str) -> Result<Queued, ClientError> {
+    check_size(text)?;
     let contact = db.contact(name)?;
     let me = db.identity()?;
-    let suite = me.address.suite();
-    let info = check_ledger_patiently(ledger, suite).await?;
     let now = now_ms();
     let my_checks = db.accepted_checks(now)?;
     let newest = my_checks.first();
@@ -172,13 +207,12 @@ pub async fn send(
         )?);
     }
     let bytes: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
-    db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
-    let ids = flush_outbox(db, ledger, suite, info.pow_bits).await?;
-    Ok(SendReport {
+    let row = db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
+    Ok(Queued {
+        row,
         message_id: message_id.to_hex(),
         parts: entries.len(),
         copies: recipients.len(),
-        ids,
     })
 }
 
@@ -206,7 +240,19 @@ pub async fn flush_outbox(
     db: &mut Db,
     ledger: &LedgerClient,
     suite: Suite,
+    bits: u8,
+) -> Result<Vec<u64>, ClientError> {
+    flush_outbox_within(db, ledger, suite, bits, SEND_PATIENCE).await
+}
+
+/// [`flush_outbox`], retrying a ledger that is down or busy for `patience` only (`deaddrop
+/// chat` gives up sooner and tries again later, so that it can say the ledger is unreachable).
+pub async fn flush_outbox_within(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    suite: Suite,
     mut bits: u8,
+    patience: Duration,
 ) -> Result<Vec<u64>, ClientError> {
     let pending = db.pending_outbox()?;
     let mut entries = pending
@@ -217,7 +263,7 @@ pub async fn flush_outbox(
     let mut ids = Vec::with_capacity(entries.len());
     for (item, entry) in pending.iter().zip(entries.iter_mut()) {
         let ledger = ledger.isolated()?;
-        let mut backoff = send_backoff(SEND_PATIENCE);
+        let mut backoff = send_backoff(patience);
         loop {
             match ledger.append(entry.as_bytes().to_vec()).await {
                 Ok(a) => {
@@ -365,9 +411,18 @@ pub async fn watch(
             on_event(WatchEvent::Listening { last_id: cursor });
             let mut book = db.book()?;
             let mut accepted = db.accepted_checks(now_ms())?;
+            let mut version = db.data_version()?;
             while let Some(event) = stream.next().await {
                 match event? {
                     PushEvent::Frames(data) => {
+                        // Another connection changed the database (a request accepted there,
+                        // a check string rotated): open with its contacts, not ours from before.
+                        let current = db.data_version()?;
+                        if current != version {
+                            book = db.book()?;
+                            accepted = db.accepted_checks(now_ms())?;
+                            version = current;
+                        }
                         let mut found = Vec::new();
                         let mut last = cursor;
                         for f in decode_frames(ledger, &data, entry_len)? {

@@ -705,7 +705,8 @@ impl Db {
     /// follows the ledger on one connection while the screen reads and writes on another.
     pub fn reopen(&self) -> Result<Db, ClientError> {
         let lock = HomeLock::shared(&self.home)?;
-        let key = DbKey::from_bytes(self.key.as_bytes()).ok_or(ClientError::KeyProtection("key length"))?;
+        let key = DbKey::from_bytes(self.key.as_bytes())
+            .ok_or(ClientError::KeyProtection("key length"))?;
         let conn = configure(connect(&self.home.join(DB_FILE), &key)?)?;
         Ok(Db {
             conn,

@@ -448,31 +448,37 @@ impl App {
     }
 
     /// What is selected.
+    #[cfg(test)]
     pub fn selected(&self) -> Option<&Selected> {
         self.selected.as_ref()
     }
 
     /// The conversation shown, if any.
+    #[cfg(test)]
     pub fn conversation(&self) -> Option<&Conversation> {
         self.conversation.as_ref()
     }
 
     /// The contacts listed.
+    #[cfg(test)]
     pub fn contacts(&self) -> &[ContactItem] {
         &self.contacts
     }
 
     /// The requests listed.
+    #[cfg(test)]
     pub fn requests(&self) -> &[RequestItem] {
         &self.requests
     }
 
     /// The line being typed.
+    #[cfg(test)]
     pub fn input(&self) -> &str {
         self.input.text()
     }
 
     /// The send state of message `row`, if it was sent in this session.
+    #[cfg(test)]
     pub fn send_state(&self, row: i64) -> Option<SendState> {
         self.states.get(&row).copied()
     }
@@ -489,6 +495,7 @@ impl App {
     }
 
     /// Whether the user asked to leave.
+    #[cfg(test)]
     pub fn quitting(&self) -> bool {
         self.actions.contains(&Action::Quit)
     }
@@ -590,7 +597,10 @@ impl App {
         let skip = messages.len().saturating_sub(MAX_MESSAGES);
         self.conversation = Some(Conversation {
             name: name.to_string(),
-            messages: messages[skip..].iter().map(ChatMessage::from_view).collect(),
+            messages: messages[skip..]
+                .iter()
+                .map(ChatMessage::from_view)
+                .collect(),
             earlier: messages.len() >= MAX_MESSAGES,
         });
         if let Some(c) = self.contacts.iter_mut().find(|c| c.name == name) {
@@ -669,8 +679,9 @@ impl App {
         let shown = matches!(&self.selected, Some(Selected::Contact(n)) if *n == name);
         if shown {
             if let Some(conv) = self.conversation.as_mut() {
-                conv.messages
-                    .push_back(ChatMessage::new(m.id, false, &m.text, m.time_ms, m.verified));
+                conv.messages.push_back(ChatMessage::new(
+                    m.id, false, &m.text, m.time_ms, m.verified,
+                ));
                 while conv.messages.len() > MAX_MESSAGES {
                     conv.messages.pop_front();
                     conv.earlier = true;

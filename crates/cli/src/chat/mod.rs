@@ -52,8 +52,8 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use app::{
-    cut_text, Action, App, ContactItem, Event, RequestItem, RequestMessage, Selected,
-    MAX_MESSAGES, MAX_REQUEST_MESSAGES,
+    cut_text, Action, App, ContactItem, Event, RequestItem, RequestMessage, Selected, MAX_MESSAGES,
+    MAX_REQUEST_MESSAGES,
 };
 
 /// Events from the follower and the sender waiting for the screen.
@@ -72,12 +72,7 @@ const NEEDS_TERMINAL: &str = "`deaddrop chat` is full-screen and needs a termina
 
 /// Runs the chat until Ctrl-C or Esc. With `name`, its conversation is selected (an unknown
 /// name is an error before the screen opens).
-pub fn run(
-    db: Db,
-    ledger: LedgerClient,
-    me: Identity,
-    name: Option<String>,
-) -> anyhow::Result<()> {
+pub fn run(db: Db, ledger: LedgerClient, me: Identity, name: Option<String>) -> anyhow::Result<()> {
     if let Some(n) = &name {
         db.contact(n)?;
     }

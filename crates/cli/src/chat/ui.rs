@@ -181,7 +181,12 @@ impl App {
             );
             return;
         }
-        let input_lines = self.input.text().split('\n').count().clamp(1, MAX_INPUT_LINES) as u16;
+        let input_lines = self
+            .input
+            .text()
+            .split('\n')
+            .count()
+            .clamp(1, MAX_INPUT_LINES) as u16;
         let [main, input, status, help] = Layout::vertical([
             Constraint::Min(3),
             Constraint::Length(input_lines + 2),
@@ -281,12 +286,17 @@ impl App {
             Some(Selected::Request(id)) => format!(" Request #{id} · unverified "),
             None => " deaddrop chat ".to_string(),
         };
-        let more = if self.scroll > 0 { "↓ more below " } else { "" };
+        let more = if self.scroll > 0 {
+            "↓ more below "
+        } else {
+            ""
+        };
         fit(&format!("{title}{more}"), cols)
     }
 
     fn draw_pane(&mut self, frame: &mut Frame<'_>, area: Rect) {
-        let block = Block::bordered().title(self.pane_title(usize::from(area.width).saturating_sub(2)));
+        let block =
+            Block::bordered().title(self.pane_title(usize::from(area.width).saturating_sub(2)));
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let cols = usize::from(inner.width);
@@ -304,7 +314,7 @@ impl App {
                 Line::raw("first messages from others appear here as requests."),
             ],
         };
-        let wrap_own = matches!(self.selected, None);
+        let wrap_own = self.selected.is_none();
         let mut p = Paragraph::new(lines);
         if wrap_own {
             p = p.wrap(Wrap { trim: true });
@@ -344,7 +354,13 @@ impl App {
         };
         if conv.messages.is_empty() {
             return vec![Line::styled(
-                fit(&format!("No messages with {} yet: type below, Enter sends.", safe(name)), cols),
+                fit(
+                    &format!(
+                        "No messages with {} yet: type below, Enter sends.",
+                        safe(name)
+                    ),
+                    cols,
+                ),
                 dim(),
             )];
         }
@@ -436,7 +452,12 @@ impl App {
         let all: Vec<&str> = self.input.text().split('\n').collect();
         let mut lines = Vec::new();
         let mut cursor = None;
-        for (i, l) in all.iter().enumerate().skip(first).take(usize::from(inner.height)) {
+        for (i, l) in all
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(usize::from(inner.height))
+        {
             if i == cursor_line {
                 let head = display::line(before[cursor_line]);
                 let tail = display::line(rest_of_line);
@@ -470,9 +491,21 @@ impl App {
 
     fn status_line(&self) -> Line<'static> {
         let url = safe(&self.ledger_url);
+        // Most urgent first: a narrow screen cuts the end.
         let mut parts: Vec<Span<'static>> = Vec::new();
         if let Some(n) = &self.notice {
             parts.push(Span::styled(format!("{} · ", safe(n)), bold()));
+        }
+        if let Some(u) = &self.unsent {
+            parts.push(Span::styled(
+                format!(
+                    "{} message(s) queued, not sent: {}; trying again in {:.0} s · ",
+                    self.waiting(),
+                    safe(&u.why),
+                    u.retry_in.as_secs_f64().ceil()
+                ),
+                bold(),
+            ));
         }
         parts.push(match &self.link {
             Link::Connecting => Span::raw(format!("connecting to {url}…")),
@@ -485,21 +518,8 @@ impl App {
                 ),
                 bold(),
             ),
-            Link::Stopped { why } => {
-                Span::styled(format!("not receiving: {}", safe(why)), bold())
-            }
+            Link::Stopped { why } => Span::styled(format!("not receiving: {}", safe(why)), bold()),
         });
-        let waiting = self.waiting();
-        if let Some(u) = &self.unsent {
-            parts.push(Span::styled(
-                format!(
-                    " · {waiting} message(s) queued, not sent: {}; trying again in {:.0} s",
-                    safe(&u.why),
-                    u.retry_in.as_secs_f64().ceil()
-                ),
-                bold(),
-            ));
-        }
         Line::from(parts)
     }
 
@@ -510,7 +530,8 @@ impl App {
             (_, Some(Selected::Request(_))) => {
                 "a accept · r reject · Tab/↑↓ next · F1 info · Esc quit".into()
             }
-            _ => "Enter send · Alt-Enter new line · Tab/↑↓ chats · PgUp/PgDn scroll · F1 info · Esc quit"
+            // Most needed first: a narrow screen cuts the end.
+            _ => "Enter send · Alt-Enter newline · Tab/↑↓ chats · F1 info · Esc quit · PgUp/PgDn scroll"
                 .into(),
         }
     }
@@ -524,8 +545,6 @@ impl App {
                 let mut l = vec![
                     Line::styled(safe(&c.name), bold()),
                     Line::raw(format!("fingerprint  {}", c.fingerprint)),
-                    Line::raw(format!("full         {}", c.fingerprint_hex)),
-                    Line::raw(format!("suite        {}", c.suite)),
                     Line::raw(if c.verified {
                         "state        verified: their messages prove they hold the key".to_string()
                     } else {
@@ -533,18 +552,23 @@ impl App {
                             .to_string()
                     }),
                 ];
-                if c.introductions > 1 {
-                    l.push(Line::raw(format!(
-                        "claimed by   {} different first messages: yours go to each until one answers",
-                        c.introductions
-                    )));
-                }
                 if let Some(n) = &c.card_name {
                     l.push(Line::raw(format!(
                         "card name    {} (chosen by them: anyone can choose any name)",
                         safe(n)
                     )));
                 }
+                if c.introductions > 1 {
+                    l.push(Line::raw(format!(
+                        "claimed by   {} different first messages: yours go to each until one answers",
+                        c.introductions
+                    )));
+                }
+                l.push(Line::raw(format!("suite        {}", c.suite)));
+                l.push(Line::raw(format!(
+                    "full         {}",
+                    groups(&c.fingerprint_hex)
+                )));
                 l.push(Line::styled(
                     "Compare the fingerprint with them in person.",
                     dim(),
@@ -558,7 +582,9 @@ impl App {
                 vec![
                     Line::styled(format!("Request #{}", r.id), bold()),
                     Line::raw(format!("fingerprint  {}", r.fingerprint)),
-                    Line::raw("state        unverified: anyone who knows your address could have sent it"),
+                    Line::raw(
+                        "state        unverified: anyone who knows your address could have sent it",
+                    ),
                     Line::raw(format!("claimed by   {} sender(s)", r.introductions)),
                 ]
             }
@@ -572,7 +598,9 @@ impl App {
         let block = Block::bordered().title(" Info · F1 closes ");
         frame.render_widget(Clear, area);
         frame.render_widget(
-            Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
             area,
         );
     }
@@ -612,7 +640,9 @@ impl App {
         let inner = block.inner(area);
         frame.render_widget(Clear, area);
         frame.render_widget(
-            Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
             area,
         );
         if let Some(x) = cursor {
@@ -625,13 +655,21 @@ impl App {
     }
 }
 
-/// A box over `pane`, as wide as it less a margin, `height` high at most, near its top.
+/// Hex in groups of eight, so that it wraps between groups.
+fn groups(hex: &str) -> String {
+    let chunks: Vec<String> = hex
+        .as_bytes()
+        .chunks(8)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    chunks.join(" ")
+}
+
+/// A box over the inside of `pane`, `height` high at most, at its top.
 fn popup(pane: Rect, height: u16) -> Rect {
-    let margin = if pane.width > 20 { 2 } else { 0 };
+    let inside = Block::bordered().inner(pane);
     Rect {
-        x: pane.x + margin,
-        y: pane.y + 1.min(pane.height),
-        width: pane.width.saturating_sub(2 * margin),
-        height: height.min(pane.height.saturating_sub(1)),
+        height: height.min(inside.height),
+        ..inside
     }
 }

@@ -676,6 +676,13 @@ impl App {
             self.ask(Action::LoadLists);
             return;
         };
+        let known = self.contacts.iter_mut().find(|c| c.name == name);
+        match known {
+            // A first verified message changes what the title and the info panel say.
+            Some(c) if m.verified && !c.verified => self.ask(Action::LoadLists),
+            Some(_) => {}
+            None => self.ask(Action::LoadLists),
+        }
         let shown = matches!(&self.selected, Some(Selected::Contact(n)) if *n == name);
         if shown {
             if let Some(conv) = self.conversation.as_mut() {
@@ -691,15 +698,8 @@ impl App {
             self.ask(Action::LoadConversation(name));
             return;
         }
-        match self.contacts.iter_mut().find(|c| c.name == name) {
-            Some(c) => {
-                c.unread += 1;
-                // A first verified message changes what the info panel says.
-                if m.verified && !c.verified {
-                    self.ask(Action::LoadLists);
-                }
-            }
-            None => self.ask(Action::LoadLists),
+        if let Some(c) = self.contacts.iter_mut().find(|c| c.name == name) {
+            c.unread += 1;
         }
     }
 

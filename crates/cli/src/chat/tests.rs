@@ -709,6 +709,19 @@ fn messages_arriving_for_the_open_conversation_show_at_once_and_are_marked_read(
     assert_eq!(app.take_actions(), vec![Action::LoadLists]);
 }
 
+#[test]
+fn a_first_verified_message_in_the_open_conversation_updates_the_state() {
+    let mut app = fixture();
+    app.select(Selected::Contact("bob".into()));
+    app.set_conversation("bob", &[]);
+    app.take_actions();
+    app.on_event(incoming(Some("bob"), 8, "verified now"));
+    assert_eq!(
+        app.take_actions(),
+        vec![Action::LoadLists, Action::LoadConversation("bob".into())]
+    );
+}
+
 /// A hostile peer floods the open conversation with 10,000 messages, each full of escape
 /// sequences and one very long line: the chat keeps the newest [`MAX_MESSAGES`], cut each, and
 /// the screen keeps its frame.

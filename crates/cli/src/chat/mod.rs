@@ -371,8 +371,12 @@ async fn ui_loop(
     kick: &mpsc::Sender<Kick>,
     missed: &AtomicBool,
 ) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // `kill` and a closed terminal end the chat as Ctrl-C does, with the terminal restored.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let mut events_open = true;
     loop {
         if perform(app, db, kick) {
@@ -398,6 +402,8 @@ async fn ui_loop(
                 }
                 None => events_open = false,
             },
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => return Ok(()),
             _ = tick.tick() => {
                 app.set_now(now_ms());
                 if missed.swap(false, Ordering::Relaxed) {

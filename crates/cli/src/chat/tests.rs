@@ -648,6 +648,33 @@ fn a_small_terminal_and_a_resize() {
 }
 
 #[test]
+fn a_header_too_wide_for_a_narrow_pane_puts_the_text_below_it() {
+    let mut app = fixture();
+    app.message_queued(12);
+    app.on_event(Event::Unsent {
+        rows: vec![12],
+        why: "down".into(),
+        retry_in: Duration::from_secs(1),
+    });
+    app.set_conversation("alice", &[view(12, Direction::Out, "see you", NOON)]);
+    assert_screen(
+        &draw(&mut app, 40, 10),
+        &[
+            "┌ Chats ───┐┌ alice · verified ────────┐",
+            "│>alice    ││12:00 me [not sent yet: qu│",
+            "│ bob     2││    see you               │",
+            "│Requests  ││                          │",
+            "└──────────┘└──────────────────────────┘",
+            "┌ Message to alice ────────────────────┐",
+            "│                                      │",
+            "└──────────────────────────────────────┘",
+            "1 message(s) queued, not sent: down; try",
+            "Enter send · Alt-Enter newline · Tab/↑↓ ",
+        ],
+    );
+}
+
+#[test]
 fn page_up_and_page_down_scroll_through_a_long_conversation() {
     let mut app = fixture();
     let msgs: Vec<MessageView> = (1..=50)

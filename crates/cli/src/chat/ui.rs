@@ -31,6 +31,8 @@ const MIN_WIDTH: u16 = 30;
 const MIN_HEIGHT: u16 = 8;
 /// Lines of a message being typed shown at once.
 const MAX_INPUT_LINES: usize = 5;
+/// Columns a header leaves at least for the text beside it.
+const MIN_TEXT_COLS: usize = 8;
 /// Columns a sender's name takes at most in a header.
 const MAX_NAME_WIDTH: usize = 24;
 
@@ -132,6 +134,10 @@ fn message_lines(
     let rest = cols.saturating_sub(INDENT.len()).max(1);
     let mut out: Vec<Line<'static>> = Vec::new();
     let mut first = Some(header);
+    // A header that leaves the text no room (a narrow pane, a long state) stands alone.
+    if cols < header_w + MIN_TEXT_COLS {
+        out.extend(first.take().map(Line::from));
+    }
     let mut total = 0usize;
     for segment in text.split('\n') {
         let room = if first.is_some() {

@@ -44,6 +44,7 @@ macro_rules! eprintln {
 
 mod card_input;
 mod cards;
+mod chat;
 mod config;
 mod demo;
 mod exit;

@@ -261,6 +261,13 @@ pub enum UserCmd {
         #[command(flatten)]
         time: TimeOpts,
     },
+    /// Chat in the terminal, full-screen: contacts and requests with unread counts, the
+    /// conversation, messages sent as you type them and shown as they arrive. Enter sends,
+    /// Alt-Enter starts a new line, F1 shows the fingerprint, Esc or Ctrl-C quits.
+    Chat {
+        /// Open the conversation with this contact.
+        name: Option<String>,
+    },
     /// Manage the check string on your card.
     #[command(subcommand)]
     CheckString(CheckStringCmd),
@@ -818,6 +825,11 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             if !json {
                 eprintln!("stopped watching");
             }
+        }
+        UserCmd::Chat { name } => {
+            let me = unlock(&db, &mut secrets)?;
+            let ledger = opts.resolve(&db)?.client()?;
+            crate::chat::run(db, ledger, me, name)?;
         }
         UserCmd::CheckString(CheckStringCmd::Rotate) => {
             db.rotate_check(&CheckString::generate(&mut SystemRng), now_ms())?;

@@ -714,6 +714,31 @@ impl Db {
         Ok(())
     }
 
+    /// A second connection to this home's database, under the key this one was opened with
+    /// (the passphrase is not asked again), with a shared lock of its own: `deaddrop chat`
+    /// follows the ledger on one connection while the screen reads and writes on another.
+    pub fn reopen(&self) -> Result<Db, ClientError> {
+        let lock = HomeLock::shared(&self.home)?;
+        let key = DbKey::from_bytes(self.key.as_bytes())
+            .ok_or(ClientError::KeyProtection("key length"))?;
+        let conn = configure(connect(&self.home.join(DB_FILE), &key)?)?;
+        Ok(Db {
+            conn,
+            home: self.home.clone(),
+            key,
+            home_id: self.home_id.clone(),
+            _lock: lock,
+        })
+    }
+
+    /// A number that changes whenever another connection commits to the database (SQLite's
+    /// `data_version`), so that a long-running follower sees contacts added elsewhere.
+    pub fn data_version(&self) -> Result<i64, ClientError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// The key the database is under (for `deaddrop unlock`).
     pub fn key(&self) -> &DbKey {
         &self.key
@@ -1224,11 +1249,24 @@ impl Db {
 
     /// The conversation with `name`, oldest first; marks it read.
     pub fn conversation(&mut self, name: &str) -> Result<Vec<MessageView>, ClientError> {
+        self.conversation_tail(name, None)
+    }
+
+    /// The newest `limit` messages (all with `None`) of the conversation with `name`, oldest
+    /// first; marks the whole conversation read. `deaddrop chat` keeps only so many in memory.
+    pub fn conversation_tail(
+        &mut self,
+        name: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<MessageView>, ClientError> {
         let c = self.contact(name)?;
+        // SQLite reads a negative LIMIT as none.
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut st = self.conn.prepare(
-            "SELECT id, direction, text, time_ms, verified, read FROM messages WHERE contact_id = ?1 ORDER BY time_ms, id",
+            "SELECT id, direction, text, time_ms, verified, read FROM messages WHERE contact_id = ?1
+             ORDER BY time_ms DESC, id DESC LIMIT ?2",
         )?;
-        let rows = st.query_map([c.id], |r| {
+        let rows = st.query_map(params![c.id, limit], |r| {
             Ok(MessageView {
                 id: r.get(0)?,
                 direction: r.get(1)?,
@@ -1238,7 +1276,8 @@ impl Db {
                 was_read: r.get::<_, i64>(5)? != 0,
             })
         })?;
-        let out = rows.collect::<Result<Vec<_>, _>>()?;
+        let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+        out.reverse();
         drop(st);
         self.conn.execute(
             "UPDATE messages SET read = 1 WHERE contact_id = ?1 AND read = 0",

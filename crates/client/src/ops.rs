@@ -236,22 +236,89 @@ pub async fn send_with_progress(
     ledger: &LedgerClient,
     name: &str,
     text: &str,
-    progress: &mut dyn FnMut(SendProgress),
+    progress: &mut (dyn FnMut(SendProgress) + Send),
 ) -> Result<SendReport, ClientError> {
+    check_size(text)?;
+    let contact = db.contact(name)?;
+    let suite = db.identity()?.address.suite();
+    let info = match check_ledger(ledger, suite).await {
+        Ok(info) => Ok(info),
+        Err(e) if retryable(&e) => Err(e),
+        Err(e) => return Err(e),
+    };
+    let queued = queue(db, &contact.name, text)?;
+    let report = match info {
+        Ok(info) => {
+            flush_with_progress(
+                db,
+                ledger,
+                suite,
+                Flush {
+                    bits: info.pow_bits,
+                    patience: SEND_PATIENCE,
+                    retry_refused: false,
+                },
+                progress,
+            )
+            .await?
+        }
+        Err(away) => FlushReport {
+            pending: db.pending_outbox()?.len(),
+            away: Some(away),
+            ..Default::default()
+        },
+    };
+    if let Some(r) = report.refused.iter().find(|r| r.message == queued.row) {
+        return Err(ClientError::Refused {
+            url: ledger.url().to_string(),
+            reason: r.reason.clone(),
+        });
+    }
+    let still_queued = db.queued_messages()?.iter().any(|m| m.id == queued.row);
+    Ok(SendReport {
+        message_id: queued.message_id,
+        parts: queued.parts,
+        copies: queued.copies,
+        ids: report.ids,
+        queued: still_queued,
+        unreachable: matches!(
+            report.away,
+            Some(ClientError::Ledger(LedgerError::Unreachable { .. }))
+        ),
+        away: report.away.map(|e| e.to_string()),
+    })
+}
+
+fn check_size(text: &str) -> Result<(), ClientError> {
     if text.len() > MAX_MESSAGE {
         return Err(ClientError::Input(format!(
             "the message is {} bytes; deaddrop sends at most {MAX_MESSAGE}",
             text.len()
         )));
     }
+    Ok(())
+}
+
+/// A message sealed and recorded with its parts in the outbox, not yet on the wire.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The message's row in the database (as [`crate::db::MessageView::id`]).
+    pub row: i64,
+    /// The message id, hex.
+    pub message_id: String,
+    /// Parts (entries) the message took, all copies together.
+    pub parts: usize,
+    /// Copies sealed (see [`SendReport::copies`]).
+    pub copies: usize,
+}
+
+/// Seals `text` to contact `name` and records it with its parts in the outbox, without touching
+/// the network: [`flush_outbox`] sends it. What `deaddrop chat` does, so a message typed while
+/// the ledger is unreachable waits in the outbox instead of being lost.
+pub fn queue(db: &mut Db, name: &str, text: &str) -> Result<Queued, ClientError> {
+    check_size(text)?;
     let contact = db.contact(name)?;
     let me = db.identity()?;
-    let suite = me.address.suite();
-    let info = match check_ledger(ledger, suite).await {
-        Ok(info) => Ok(info),
-        Err(e) if retryable(&e) => Err(e),
-        Err(e) => return Err(e),
-    };
     let now = now_ms();
     let my_checks = db.accepted_checks(now)?;
     let newest = my_checks.first();
@@ -291,45 +358,11 @@ pub async fn send_with_progress(
     }
     let bytes: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
     let row = db.record_outgoing(&contact, &message_id, text, now, &bytes)?;
-    let report = match info {
-        Ok(info) => {
-            flush_with_progress(
-                db,
-                ledger,
-                suite,
-                Flush {
-                    bits: info.pow_bits,
-                    patience: SEND_PATIENCE,
-                    retry_refused: false,
-                },
-                progress,
-            )
-            .await?
-        }
-        Err(away) => FlushReport {
-            pending: db.pending_outbox()?.len(),
-            away: Some(away),
-            ..Default::default()
-        },
-    };
-    if let Some(r) = report.refused.iter().find(|r| r.message == row) {
-        return Err(ClientError::Refused {
-            url: ledger.url().to_string(),
-            reason: r.reason.clone(),
-        });
-    }
-    let queued = db.queued_messages()?.iter().any(|m| m.id == row);
-    Ok(SendReport {
+    Ok(Queued {
+        row,
         message_id: message_id.to_hex(),
         parts: entries.len(),
         copies: recipients.len(),
-        ids: report.ids,
-        queued,
-        unreachable: matches!(
-            report.away,
-            Some(ClientError::Ledger(LedgerError::Unreachable { .. }))
-        ),
-        away: report.away.map(|e| e.to_string()),
     })
 }
 
@@ -361,13 +394,25 @@ pub async fn flush_outbox(
     suite: Suite,
     bits: u8,
 ) -> Result<Vec<u64>, ClientError> {
+    flush_outbox_within(db, ledger, suite, bits, SEND_PATIENCE).await
+}
+
+/// [`flush_outbox`], retrying a ledger that is down or busy for `patience` only (`deaddrop
+/// chat` gives up sooner and tries again later, so that it can say the ledger is unreachable).
+pub async fn flush_outbox_within(
+    db: &mut Db,
+    ledger: &LedgerClient,
+    suite: Suite,
+    bits: u8,
+    patience: Duration,
+) -> Result<Vec<u64>, ClientError> {
     let report = flush(
         db,
         ledger,
         suite,
         Flush {
             bits,
-            patience: SEND_PATIENCE,
+            patience,
             retry_refused: false,
         },
     )
@@ -413,7 +458,7 @@ pub async fn flush_with_progress(
     ledger: &LedgerClient,
     suite: Suite,
     how: Flush,
-    progress: &mut dyn FnMut(SendProgress),
+    progress: &mut (dyn FnMut(SendProgress) + Send),
 ) -> Result<FlushReport, ClientError> {
     let queued = db.queued_parts(how.retry_refused)?;
     let mut report = FlushReport::default();
@@ -726,9 +771,18 @@ pub async fn watch(
             on_event(WatchEvent::Listening { last_id: cursor });
             let mut book = db.book()?;
             let mut accepted = db.accepted_checks(now_ms())?;
+            let mut version = db.data_version()?;
             while let Some(event) = stream.next().await {
                 match event? {
                     PushEvent::Frames(data) => {
+                        // Another connection changed the database (a request accepted there,
+                        // a check string rotated): open with its contacts, not ours from before.
+                        let current = db.data_version()?;
+                        if current != version {
+                            book = db.book()?;
+                            accepted = db.accepted_checks(now_ms())?;
+                            version = current;
+                        }
                         let mut found = Vec::new();
                         let mut last = cursor;
                         for f in decode_frames(ledger, &data, entry_len)? {

@@ -267,6 +267,8 @@ pub enum UserCmd {
     Chat {
         /// Open the conversation with this contact.
         name: Option<String>,
+        #[command(flatten)]
+        time: TimeOpts,
     },
     /// Manage the check string on your card.
     #[command(subcommand)]
@@ -826,10 +828,10 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 eprintln!("stopped watching");
             }
         }
-        UserCmd::Chat { name } => {
+        UserCmd::Chat { name, time } => {
             let me = unlock(&db, &mut secrets)?;
             let ledger = opts.resolve(&db)?.client()?;
-            crate::chat::run(db, ledger, me, name)?;
+            crate::chat::run(db, ledger, me, name, Zone::new(time))?;
         }
         UserCmd::CheckString(CheckStringCmd::Rotate) => {
             db.rotate_check(&CheckString::generate(&mut SystemRng), now_ms())?;

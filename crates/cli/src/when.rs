@@ -30,6 +30,26 @@ impl Zone {
         })
     }
 
+    /// The zone of a time shown as UTC whatever the system says (tests draw screens with it).
+    pub fn utc() -> Zone {
+        Zone(TimeZone::UTC)
+    }
+
+    /// `ms` as the chat shows it, to the minute: `09:00` if it is on the same day as `now_ms`
+    /// in this zone, else `2026-03-01 09:00`.
+    pub fn clock(&self, ms: u64, now_ms: u64) -> String {
+        let at = |ms: u64| {
+            Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX))
+                .ok()
+                .map(|t| t.to_zoned_datetime(self.0.clone()))
+        };
+        match (at(ms), at(now_ms)) {
+            (Some(t), Some(now)) if t.date() == now.date() => t.strftime("%H:%M").to_string(),
+            (Some(t), _) => t.strftime("%Y-%m-%d %H:%M").to_string(),
+            (None, _) => format!("{ms} ms"),
+        }
+    }
+
     /// `ms` (since the Unix epoch) as `2026-03-01 09:00:00 CET`, to the second.
     pub fn show(&self, ms: u64) -> String {
         let ms = i64::try_from(ms).unwrap_or(i64::MAX);

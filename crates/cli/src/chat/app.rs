@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use crate::when::Zone;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use deaddrop_client::db::{MessageView, NewMessage};
 use deaddrop_client::display;
@@ -398,6 +399,8 @@ pub enum Event {
 pub struct App {
     pub(super) ledger_url: String,
     pub(super) now_ms: u64,
+    /// Where times are shown: the local zone, or UTC with `--utc`.
+    pub(super) zone: Zone,
     pub(super) contacts: Vec<ContactItem>,
     pub(super) requests: Vec<RequestItem>,
     /// Requests beyond [`MAX_REQUESTS`], not listed.
@@ -419,11 +422,13 @@ pub struct App {
 }
 
 impl App {
-    /// A chat with nothing loaded yet, following `ledger_url`.
+    /// A chat with nothing loaded yet, following `ledger_url`, showing times in UTC until
+    /// [`App::set_zone`].
     pub fn new(ledger_url: &str, now_ms: u64) -> App {
         App {
             ledger_url: ledger_url.to_string(),
             now_ms,
+            zone: Zone::utc(),
             contacts: Vec::new(),
             requests: Vec::new(),
             more_requests: 0,
@@ -440,6 +445,11 @@ impl App {
             notice: None,
             actions: Vec::new(),
         }
+    }
+
+    /// Shows times in `zone`.
+    pub fn set_zone(&mut self, zone: Zone) {
+        self.zone = zone;
     }
 
     /// The clock, for showing dates (messages of today show the time only).

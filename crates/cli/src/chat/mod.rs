@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use crate::when::Zone;
 use crossterm::event::{
     DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream,
     KeyboardEnhancementFlags, PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
@@ -72,7 +73,13 @@ const NEEDS_TERMINAL: &str = "`deaddrop chat` is full-screen and needs a termina
 
 /// Runs the chat until Ctrl-C or Esc. With `name`, its conversation is selected (an unknown
 /// name is an error before the screen opens).
-pub fn run(db: Db, ledger: LedgerClient, me: Identity, name: Option<String>) -> anyhow::Result<()> {
+pub fn run(
+    db: Db,
+    ledger: LedgerClient,
+    me: Identity,
+    name: Option<String>,
+    zone: Zone,
+) -> anyhow::Result<()> {
     if let Some(n) = &name {
         db.contact(n)?;
     }
@@ -82,7 +89,7 @@ pub fn run(db: Db, ledger: LedgerClient, me: Identity, name: Option<String>) -> 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(session(db, ledger, me, name));
+    let result = rt.block_on(session(db, ledger, me, name, zone));
     // The follower and the sender are dropped where they are: what they stored is committed,
     // and what waits in the outbox stays there.
     rt.shutdown_timeout(Duration::from_millis(500));
@@ -121,6 +128,7 @@ async fn session(
     ledger: LedgerClient,
     me: Identity,
     name: Option<String>,
+    zone: Zone,
 ) -> anyhow::Result<usize> {
     let suite = me.suite();
     let (events_tx, mut events) = mpsc::channel(EVENTS);
@@ -142,6 +150,7 @@ async fn session(
     ));
     let _tasks = AbortOnDrop(vec![follower.abort_handle(), sender.abort_handle()]);
     let mut app = App::new(ledger.url(), now_ms());
+    app.set_zone(zone);
     load_lists(&db, &mut app)?;
     if let Some(n) = name {
         app.select(Selected::Contact(n));

@@ -9,8 +9,6 @@
 //! message after its first, wrapped or its own, starts indented under the header: none can pose
 //! as a header of its own.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use deaddrop_client::display;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Modifier, Style};
@@ -108,18 +106,6 @@ fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
     }
     lines.push(line);
     lines
-}
-
-/// `ms` as the time of day (UTC) if it is today, else with the date.
-pub fn clock(ms: u64, now_ms: u64) -> String {
-    let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string();
-    // "2026-01-01T12:03:00Z"
-    let (date, time) = (t.get(..10).unwrap_or(""), t.get(11..16).unwrap_or(""));
-    if ms / 86_400_000 == now_ms / 86_400_000 {
-        time.to_string()
-    } else {
-        format!("{date} {time}")
-    }
 }
 
 /// The lines of one message at `cols` columns: a header (`12:03 B: `) and the text, every line
@@ -345,7 +331,10 @@ impl App {
             String::new()
         };
         vec![
-            Span::styled(format!("{} ", clock(m.time_ms, self.now_ms)), dim()),
+            Span::styled(
+                format!("{} ", self.zone.clock(m.time_ms, self.now_ms)),
+                dim(),
+            ),
             Span::styled(who, bold()),
             Span::styled(mark, dim()),
             Span::raw(": "),
@@ -419,7 +408,10 @@ impl App {
         }
         for m in &r.messages {
             let header = vec![
-                Span::styled(format!("{} ", clock(m.time_ms, self.now_ms)), dim()),
+                Span::styled(
+                    format!("{} ", self.zone.clock(m.time_ms, self.now_ms)),
+                    dim(),
+                ),
                 Span::styled(format!("#{}", r.id), bold()),
                 Span::raw(": "),
             ];

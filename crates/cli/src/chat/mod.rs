@@ -440,15 +440,7 @@ struct Screen {
 
 impl Screen {
     fn enter() -> std::io::Result<Screen> {
-        static HOOK: Once = Once::new();
-        HOOK.call_once(|| {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                PANICKED.store(true, Ordering::SeqCst);
-                restore();
-                previous(info);
-            }));
-        });
+        install_panic_hook();
         let entered = (|| {
             enable_raw_mode()?;
             ACTIVE.store(true, Ordering::SeqCst);
@@ -484,6 +476,21 @@ impl Drop for Screen {
     }
 }
 
+/// Makes a panic on any thread restore the terminal before the panic's message is printed
+/// (else the message lands on the alternate screen, in raw mode, and vanishes), and stop the
+/// drawing. Installed once; the hook before it still runs.
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.store(true, Ordering::SeqCst);
+            restore();
+            previous(info);
+        }));
+    });
+}
+
 /// Puts the terminal back as it was (once; from a drop or the panic hook).
 fn restore() {
     if !ACTIVE.swap(false, Ordering::SeqCst) {
@@ -500,4 +507,27 @@ fn restore() {
         crossterm::cursor::Show
     );
     let _ = disable_raw_mode();
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_on_another_thread_restores_the_terminal_and_stops_the_drawing() {
+        install_panic_hook();
+        // As `Screen::enter` leaves it (no terminal is needed: restoring writes the sequences
+        // that leave the alternate screen and turns raw mode off, which is a no-op here).
+        ACTIVE.store(true, Ordering::SeqCst);
+        let joined = std::thread::spawn(|| panic!("a bug in the chat")).join();
+        assert!(joined.is_err());
+        assert!(
+            !ACTIVE.load(Ordering::SeqCst),
+            "the hook restored the terminal"
+        );
+        assert!(
+            PANICKED.load(Ordering::SeqCst),
+            "the drawing loop is told to stop"
+        );
+    }
 }

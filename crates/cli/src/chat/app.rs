@@ -53,8 +53,11 @@ pub struct ContactItem {
     pub fingerprint_hex: String,
     /// The suite's name.
     pub suite: String,
-    /// Whether their messages proved they hold the key of their card.
-    pub verified: bool,
+    /// Confirmed by a reply: their messages proved they hold the key of their card.
+    pub confirmed: bool,
+    /// When the user marked the fingerprint compared in person (`deaddrop contact verify`),
+    /// ms since the Unix epoch.
+    pub in_person_ms: Option<u64>,
     /// The name on their card (chosen by them).
     pub card_name: Option<String>,
     /// How many introductions of their address messages go to.
@@ -689,7 +692,7 @@ impl App {
         let known = self.contacts.iter_mut().find(|c| c.name == name);
         match known {
             // A first verified message changes what the title and the info panel say.
-            Some(c) if m.verified && !c.verified => self.ask(Action::LoadLists),
+            Some(c) if m.verified && !c.confirmed => self.ask(Action::LoadLists),
             Some(_) => {}
             None => self.ask(Action::LoadLists),
         }

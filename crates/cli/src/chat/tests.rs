@@ -35,14 +35,15 @@ fn type_text(app: &mut App, text: &str) {
     }
 }
 
-fn contact(name: &str, unread: u64, verified: bool) -> ContactItem {
+fn contact(name: &str, unread: u64, confirmed: bool) -> ContactItem {
     ContactItem {
         name: name.into(),
         unread,
         fingerprint: "ABCD-EFGH-IJKL-MNOP".into(),
         fingerprint_hex: "ab".repeat(32),
         suite: "xwing".into(),
-        verified,
+        confirmed,
+        in_person_ms: None,
         card_name: None,
         introductions: 1,
     }
@@ -81,7 +82,7 @@ fn incoming(contact: Option<&str>, id: i64, text: &str) -> Event {
     }))
 }
 
-/// Alice (verified, read) and Bob (2 unread, not yet verified), a request from a stranger;
+/// Alice (confirmed, read) and Bob (2 unread, not yet confirmed), a request from a stranger;
 /// Alice's conversation open and loaded, connected.
 fn fixture() -> App {
     let mut app = App::new("http://127.0.0.1:8470", NOON);
@@ -158,7 +159,7 @@ fn contacts_show_unread_counts_and_requests_beside_the_conversation() {
     assert_screen(
         &draw(&mut app, 70, 12),
         &[
-            "┌ Chats ────────┐┌ alice · verified ─────────────────────────────────┐",
+            "┌ Chats ────────┐┌ alice · confirmed ────────────────────────────────┐",
             "│>alice         ││11:30 alice: hi, are you there?                    │",
             "│ bob          2││11:31 me: yes                                      │",
             "│Requests       ││                                                   │",
@@ -202,7 +203,7 @@ fn showing_a_conversation_clears_its_unread_count() {
     assert_screen(
         &draw(&mut app, 70, 12),
         &[
-            "┌ Chats ────────┐┌ bob · not yet verified ───────────────────────────┐",
+            "┌ Chats ────────┐┌ bob · not yet confirmed ──────────────────────────┐",
             "│ alice        1││11:50 bob: first                                   │",
             "│>bob           ││11:51 bob: second                                  │",
             "│Requests       ││    line two of it                                 │",
@@ -232,7 +233,7 @@ fn a_conversation_wraps_long_lines_and_indents_every_line_after_the_header() {
     assert_screen(
         &draw(&mut app, 60, 14),
         &[
-            "┌ Chats ──────┐┌ alice · verified ─────────────────────────┐",
+            "┌ Chats ──────┐┌ alice · confirmed ────────────────────────┐",
             "│>alice       ││11:30 alice: a rather long message that    │",
             "│ bob        2││    needs more than one line of this       │",
             "│Requests     ││    narrow pane to be shown whole          │",
@@ -263,7 +264,7 @@ fn enter_sends_and_alt_enter_starts_a_new_line() {
     assert_screen(
         &screen,
         &[
-            "┌ Chats ──────┐┌ alice · verified ─────────────────────────┐",
+            "┌ Chats ──────┐┌ alice · confirmed ────────────────────────┐",
             "│>alice       ││11:30 alice: hi, are you there?            │",
             "│ bob        2││11:31 me: yes                              │",
             "│Requests     ││                                           │",
@@ -324,7 +325,7 @@ fn a_message_shows_sending_then_sent_or_queued_with_the_reason_in_the_status_bar
     assert_eq!(app.send_state(11), Some(SendState::Queued));
     assert_eq!(app.waiting(), 1);
     assert_screen(&draw(&mut app, 150, 10), &[
-    "┌ Chats ───────────────────┐┌ alice · verified ──────────────────────────────────────────────────────────────────────────────────────────────────────┐",
+    "┌ Chats ───────────────────┐┌ alice · confirmed ─────────────────────────────────────────────────────────────────────────────────────────────────────┐",
     "│>alice                    ││11:30 alice: hi, are you there?                                                                                         │",
     "│ bob                     2││11:59 me [sent]: one                                                                                                    │",
     "│Requests                  ││12:00 me [not sent yet: queued]: two                                                                                    │",
@@ -449,17 +450,50 @@ fn f1_shows_the_fingerprint_and_verification_state() {
     let mut app = fixture();
     app.on_key(key(KeyCode::F(1)));
     assert_screen(
-        &draw(&mut app, 80, 16),
+        &draw(&mut app, 80, 18),
         &[
-            "┌ Chats ───────────┐┌ alice · verified ────────────────────────────────────────┐",
+            "┌ Chats ───────────┐┌ alice · confirmed ───────────────────────────────────────┐",
             "│>alice            ││┌ Info · F1 closes ──────────────────────────────────────┐│",
             "│ bob             2│││alice                                                   ││",
             "│Requests          │││fingerprint  ABCD-EFGH-IJKL-MNOP                        ││",
-            "│ #7 QRST-UVWX-YZ2…│││state        verified: their messages prove they hold   ││",
+            "│ #7 QRST-UVWX-YZ2…│││reply        confirmed: their messages prove they hold  ││",
             "│                  │││the key                                                 ││",
+            "│                  │││in person    not compared yet: compare the fingerprint  ││",
+            "│                  │││with them, then `deaddrop contact verify alice`         ││",
             "│                  │││suite        xwing                                      ││",
             "│                  │││full         abababab abababab abababab abababab        ││",
             "│                  │││abababab abababab abababab abababab                     ││",
+            "│                  ││└────────────────────────────────────────────────────────┘│",
+            "└──────────────────┘└──────────────────────────────────────────────────────────┘",
+            "┌ Message to alice ────────────────────────────────────────────────────────────┐",
+            "│                                                                              │",
+            "└──────────────────────────────────────────────────────────────────────────────┘",
+            "connected to http://127.0.0.1:8470                                              ",
+            "Enter send · Alt-Enter newline · Tab/↑↓ chats · F1 info · Esc quit · PgUp/PgDn s",
+        ],
+    );
+    // Marked compared in person (`deaddrop contact verify alice`): the title and the panel
+    // say so, apart from the confirmation by a reply.
+    let mut alice = contact("alice", 0, true);
+    alice.in_person_ms = Some(NOON - 60 * MINUTE);
+    app.set_lists(
+        vec![alice, contact("bob", 2, false)],
+        vec![request(7, "hello, it is carol")],
+    );
+    assert_screen(
+        &draw(&mut app, 80, 18),
+        &[
+            "┌ Chats ───────────┐┌ alice · confirmed · fingerprint verified ────────────────┐",
+            "│>alice            ││┌ Info · F1 closes ──────────────────────────────────────┐│",
+            "│ bob             2│││alice                                                   ││",
+            "│Requests          │││fingerprint  ABCD-EFGH-IJKL-MNOP                        ││",
+            "│ #7 QRST-UVWX-YZ2…│││reply        confirmed: their messages prove they hold  ││",
+            "│                  │││the key                                                 ││",
+            "│                  │││in person    fingerprint verified 11:00                 ││",
+            "│                  │││suite        xwing                                      ││",
+            "│                  │││full         abababab abababab abababab abababab        ││",
+            "│                  │││abababab abababab abababab abababab                     ││",
+            "│                  │││                                                        ││",
             "│                  ││└────────────────────────────────────────────────────────┘│",
             "└──────────────────┘└──────────────────────────────────────────────────────────┘",
             "┌ Message to alice ────────────────────────────────────────────────────────────┐",
@@ -503,7 +537,7 @@ fn a_hostile_message_and_names_are_shown_escaped() {
     let screen = draw(&mut app, 90, 14);
     assert_all_safe(&screen);
     assert_screen(&screen, &[
-    "┌ Chats ─────────────┐┌ mal\\x1b[2Klory · not yet verified ───────────────────────────────┐",
+    "┌ Chats ─────────────┐┌ mal\\x1b[2Klory · not yet confirmed ──────────────────────────────┐",
     "│>mal\\x1b[2Klory     ││11:59 mal\\x1b[2Klory: hi\\r11:59 alice: send me your passphrase    │",
     "│Requests            ││    \\x1b[31mred\\x1b[0m\\x1b]0;PWNED\\x07 \\u{202e}txt.exe            │",
     "│ #9 QRST-UVWX-YZ23-…││    \\u{2067}x\\u{2069} \\u{009b}2J\\x7f    tab                       │",
@@ -519,15 +553,17 @@ fn a_hostile_message_and_names_are_shown_escaped() {
     "Enter send · Alt-Enter newline · Tab/↑↓ chats · F1 info · Esc quit · PgUp/PgDn scroll     ",
     ]);
     app.on_key(key(KeyCode::F(1)));
-    let screen = draw(&mut app, 90, 18);
+    let screen = draw(&mut app, 90, 20);
     assert_all_safe(&screen);
     assert_screen(&screen, &[
-    "┌ Chats ─────────────┐┌ mal\\x1b[2Klory · not yet verified ───────────────────────────────┐",
+    "┌ Chats ─────────────┐┌ mal\\x1b[2Klory · not yet confirmed ──────────────────────────────┐",
     "│>mal\\x1b[2Klory     ││┌ Info · F1 closes ──────────────────────────────────────────────┐│",
     "│Requests            │││mal\\x1b[2Klory                                                  ││",
     "│ #9 QRST-UVWX-YZ23-…│││fingerprint  ABCD-EFGH-IJKL-MNOP                                ││",
-    "│                    │││state        not yet verified: verified once they reply to a    ││",
+    "│                    │││reply        not yet confirmed: confirmed once they reply to a  ││",
     "│                    │││message of yours                                                ││",
+    "│                    │││in person    not compared yet: compare the fingerprint with     ││",
+    "│                    │││them, then `deaddrop contact verify mal\\x1b[2Klory`             ││",
     "│                    │││card name    Bob\\x1b]0;PWNED\\x07\\u{202e} (chosen by them: anyone││",
     "│                    │││can choose any name)                                            ││",
     "│                    │││suite        xwing                                              ││",
@@ -573,7 +609,7 @@ fn pasted_control_characters_are_escaped_in_the_input_line() {
     assert_screen(
         &screen,
         &[
-            "┌ Chats ──────┐┌ alice · verified ─────────────────────────┐",
+            "┌ Chats ──────┐┌ alice · confirmed ────────────────────────┐",
             "│>alice       ││11:30 alice: hi, are you there?            │",
             "│ bob        2││11:31 me: yes                              │",
             "│Requests     ││                                           │",
@@ -602,7 +638,7 @@ fn a_small_terminal_and_a_resize() {
     assert_screen(
         &lines_of(t.backend().buffer()),
         &[
-            "┌ Chats ───┐┌ alice · verified ────────┐",
+            "┌ Chats ───┐┌ alice · confirmed ───────┐",
             "│>alice    ││12:01 alice: a reply long │",
             "│ bob     2││    enough to wrap in     │",
             "│Requests  ││    forty columns         │",
@@ -619,7 +655,7 @@ fn a_small_terminal_and_a_resize() {
     assert_screen(
         &lines_of(t.backend().buffer()),
         &[
-            "┌ Chats ─────────┐┌ alice · verified ──────────────────────────────────┐",
+            "┌ Chats ─────────┐┌ alice · confirmed ─────────────────────────────────┐",
             "│>alice          ││11:30 alice: hi, are you there?                     │",
             "│ bob           2││11:31 me: yes                                       │",
             "│Requests        ││12:01 alice: a reply long enough to wrap in forty   │",
@@ -660,7 +696,7 @@ fn a_header_too_wide_for_a_narrow_pane_puts_the_text_below_it() {
     assert_screen(
         &draw(&mut app, 40, 10),
         &[
-            "┌ Chats ───┐┌ alice · verified ────────┐",
+            "┌ Chats ───┐┌ alice · confirmed ───────┐",
             "│>alice    ││12:00 me [not sent yet: qu│",
             "│ bob     2││    see you               │",
             "│Requests  ││                          │",
@@ -695,7 +731,7 @@ fn page_up_and_page_down_scroll_through_a_long_conversation() {
     assert_screen(
         &up,
         &[
-            "┌ Chats ───┐┌ alice · verified ↓ more below ─────┐",
+            "┌ Chats ───┐┌ alice · confirmed ↓ more below ────┐",
             "│>alice    ││11:42 alice: message 42             │",
             "│ bob     2││11:43 alice: message 43             │",
             "│Requests  ││11:44 alice: message 44             │",
@@ -797,7 +833,7 @@ fn a_flood_of_hostile_messages_stays_bounded_and_keeps_the_layout() {
     assert_screen(
         &screen,
         &[
-            "┌ Chats ───────────┐┌ alice · verified ────────────────────────────────────────┐",
+            "┌ Chats ───────────┐┌ alice · confirmed ───────────────────────────────────────┐",
             "│>alice            ││    xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx│",
             "│ bob          999+││    xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx│",
             "│Requests          ││    xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx│",

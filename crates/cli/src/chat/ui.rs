@@ -269,9 +269,20 @@ impl App {
         let title = match &self.selected {
             Some(Selected::Contact(name)) => {
                 let state = match self.contacts.iter().find(|c| &c.name == name) {
-                    Some(c) if c.verified => " · verified",
-                    Some(_) => " · not yet verified",
-                    None => "",
+                    Some(c) => {
+                        let reply = if c.confirmed {
+                            " · confirmed"
+                        } else {
+                            " · not yet confirmed"
+                        };
+                        let eye = if c.in_person_ms.is_some() {
+                            " · fingerprint verified"
+                        } else {
+                            ""
+                        };
+                        format!("{reply}{eye}")
+                    }
+                    None => String::new(),
                 };
                 format!(" {}{state} ", safe(name))
             }
@@ -543,11 +554,21 @@ impl App {
                 let mut l = vec![
                     Line::styled(safe(&c.name), bold()),
                     Line::raw(format!("fingerprint  {}", c.fingerprint)),
-                    Line::raw(if c.verified {
-                        "state        verified: their messages prove they hold the key".to_string()
+                    Line::raw(if c.confirmed {
+                        "reply        confirmed: their messages prove they hold the key".to_string()
                     } else {
-                        "state        not yet verified: verified once they reply to a message of yours"
+                        "reply        not yet confirmed: confirmed once they reply to a message of yours"
                             .to_string()
+                    }),
+                    Line::raw(match c.in_person_ms {
+                        Some(at) => format!(
+                            "in person    fingerprint verified {}",
+                            self.zone.clock(at, self.now_ms)
+                        ),
+                        None => format!(
+                            "in person    not compared yet: compare the fingerprint with them, then `deaddrop contact verify {}`",
+                            safe(&c.name)
+                        ),
                     }),
                 ];
                 if let Some(n) = &c.card_name {
@@ -567,10 +588,6 @@ impl App {
                     "full         {}",
                     groups(&c.fingerprint_hex)
                 )));
-                l.push(Line::styled(
-                    "Compare the fingerprint with them in person.",
-                    dim(),
-                ));
                 l
             }
             Some(Selected::Request(id)) => {

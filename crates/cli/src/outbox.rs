@@ -7,13 +7,16 @@ use deaddrop_client::display;
 use deaddrop_client::ops::{self, Flush, SEND_PATIENCE};
 use deaddrop_client::output::{FlushJson, QueuedJson, RefusedJson};
 
-use crate::user::{print_json, runtime, time_text, ClientOpts};
+use crate::user::{print_json, runtime, ClientOpts};
+use crate::when::{TimeOpts, Zone};
 
 /// `deaddrop outbox [list | flush]`.
 #[derive(Debug, Args)]
 pub struct OutboxArgs {
     #[command(subcommand)]
     action: Option<OutboxAction>,
+    #[command(flatten)]
+    time: TimeOpts,
 }
 
 /// What `deaddrop outbox` does.
@@ -29,12 +32,12 @@ pub enum OutboxAction {
 /// Runs `deaddrop outbox ...`.
 pub fn run(db: &mut Db, opts: &ClientOpts, json: bool, args: OutboxArgs) -> anyhow::Result<()> {
     match args.action.unwrap_or(OutboxAction::List) {
-        OutboxAction::List => list(db, json),
+        OutboxAction::List => list(db, json, &Zone::new(args.time)),
         OutboxAction::Flush => flush(db, opts, json),
     }
 }
 
-fn list(db: &Db, json: bool) -> anyhow::Result<()> {
+fn list(db: &Db, json: bool, zone: &Zone) -> anyhow::Result<()> {
     let queued = db.queued_messages()?;
     if json {
         let arr: Vec<QueuedJson> = queued
@@ -59,7 +62,7 @@ fn list(db: &Db, json: bool) -> anyhow::Result<()> {
             "#{:<5} to {:<16} since {}  {} part(s) waiting",
             q.id,
             display::line(&q.contact),
-            time_text(q.since_ms),
+            zone.show(q.since_ms),
             q.parts
         );
         if q.refused > 0 {

@@ -11,10 +11,11 @@ use deaddrop_client::output::{StatusJson, StatusLedgerJson, StatusOutboxJson, St
 use deaddrop_client::ClientError;
 
 use crate::config::source_text;
-use crate::user::{print_json, runtime, time_text, ClientOpts};
+use crate::user::{print_json, runtime, ClientOpts};
+use crate::when::Zone;
 
 /// Runs `deaddrop status`.
-pub fn run(db: &mut Db, opts: &ClientOpts, json: bool) -> anyhow::Result<()> {
+pub fn run(db: &mut Db, opts: &ClientOpts, json: bool, zone: &Zone) -> anyhow::Result<()> {
     let me = db.identity()?;
     let suite = me.address.suite();
     let encrypted = KeyFile::read(db.home())?.is_some_and(|k| k.needs_passphrase());
@@ -82,11 +83,11 @@ pub fn run(db: &mut Db, opts: &ClientOpts, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&status);
     }
-    print_human(&status, resolved.source);
+    print_human(&status, resolved.source, zone);
     Ok(())
 }
 
-fn print_human(s: &StatusJson, source: deaddrop_client::settings::Source) {
+fn print_human(s: &StatusJson, source: deaddrop_client::settings::Source, zone: &Zone) {
     let lock = if s.encrypted {
         "encrypted with your passphrase"
     } else {
@@ -146,7 +147,7 @@ fn print_human(s: &StatusJson, source: deaddrop_client::settings::Source) {
     if o.messages == 0 {
         println!("outbox    empty");
     } else {
-        let since = o.oldest.map(time_text).unwrap_or_default();
+        let since = o.oldest.map(|t| zone.show(t)).unwrap_or_default();
         println!(
             "outbox    {} message(s), {} part(s) waiting since {since} (`deaddrop outbox`)",
             o.messages, o.parts

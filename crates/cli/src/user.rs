@@ -279,7 +279,10 @@ pub enum UserCmd {
     Config(crate::config::ConfigCmd),
     /// This home at a glance: identity, ledger (reachable?), how far it is read, unread
     /// messages, requests, and what waits in the outbox.
-    Status,
+    Status {
+        #[command(flatten)]
+        time: TimeOpts,
+    },
     /// Messages waiting for the ledger (sent while it was away); `outbox flush` sends them.
     Outbox(crate::outbox::OutboxArgs),
 }
@@ -512,7 +515,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
             // Handled above, before the database is opened.
         }
         UserCmd::Config(c) => crate::config::run(&mut db, json, c)?,
-        UserCmd::Status => crate::status::run(&mut db, &opts, json)?,
+        UserCmd::Status { time } => crate::status::run(&mut db, &opts, json, &Zone::new(time))?,
         UserCmd::Outbox(o) => crate::outbox::run(&mut db, &opts, json, o)?,
         UserCmd::Card { qr, qr_png } => crate::cards::card(&db, json, qr, qr_png)?,
         UserCmd::Contact(c) => contact(&mut db, json, c)?,
@@ -549,10 +552,8 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                 })?;
             } else if report.queued {
                 let why = match &report.away {
-                    Some(away) if report.unreachable => {
-                        format!("the ledger at {} is not reachable", ledger.url())
-                            + &format!(" ({})", display::line(away))
-                    }
+                    // Says which ledger and why ("the ledger at URL is not reachable (...)").
+                    Some(away) if report.unreachable => display::line(away),
                     Some(away) => format!(
                         "the ledger at {} could not take it now ({})",
                         ledger.url(),

@@ -415,6 +415,28 @@ fn send_with_the_ledger_down_queues_at_once_and_outbox_flush_delivers_it_once() 
         "{}",
         out.stdout
     );
+    assert_eq!(
+        out.stdout.matches("not reachable").count(),
+        1,
+        "said once: {}",
+        out.stdout
+    );
+    // People read when it was queued in their own zone, or in UTC if they ask.
+    for (args, zone) in [
+        (&["outbox"][..], " IST"),
+        (&["outbox", "--utc"], " UTC"),
+        (&["status"], " IST"),
+        (&["status", "--utc"], " UTC"),
+    ] {
+        let mut cmd = a.command(args);
+        cmd.env("TZ", "IST-5:30");
+        let shown = run_command(cmd, None, COMMAND_TIMEOUT).ok().stdout;
+        let line = shown
+            .lines()
+            .find(|l| l.contains("since "))
+            .unwrap_or_else(|| panic!("{args:?}: {shown}"));
+        assert!(line.contains(zone), "{args:?}: {line}");
+    }
     let q = outbox(&a);
     assert_eq!(q.len(), 2, "{q:?}");
     assert!(q

@@ -344,7 +344,7 @@ fn read(t: &mut Transcript, p: &mut Person, with: &str) -> anyhow::Result<()> {
             let mark = if m.verified {
                 ""
             } else {
-                " [not yet confirmed: sent before they proved their key]"
+                crate::user::UNVERIFIED_MARK
             };
             format!("{who}{mark}: {}", display::line(&m.text))
         })

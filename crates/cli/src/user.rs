@@ -466,6 +466,9 @@ pub(crate) fn time_text(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
+/// What `read` (and the demo) put after the name of an incoming message that did not verify.
+pub(crate) const UNVERIFIED_MARK: &str = " [unverified: sent before they proved their key]";
+
 /// Prints `v` as one line of JSON on standard output.
 pub(crate) fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
     crate::out::json(v)
@@ -732,11 +735,7 @@ pub fn run(global: Global, opts: ClientOpts, cmd: UserCmd) -> anyhow::Result<()>
                     } else {
                         "me".to_string()
                     };
-                    let mark = if m.verified {
-                        ""
-                    } else {
-                        " [unverified: sent before they proved their key]"
-                    };
+                    let mark = if m.verified { "" } else { UNVERIFIED_MARK };
                     let new = if m.was_read { "" } else { "* " };
                     println!(
                         "{new}[{}] {who}{mark}: {}",

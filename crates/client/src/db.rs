@@ -193,6 +193,21 @@ pub struct MessageView {
     pub was_read: bool,
 }
 
+impl MessageView {
+    /// A message from a row of `SELECT id, direction, text, time_ms, verified, read FROM
+    /// messages`.
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageView> {
+        Ok(MessageView {
+            id: r.get(0)?,
+            direction: r.get(1)?,
+            text: r.get(2)?,
+            time_ms: r.get::<_, i64>(3)? as u64,
+            verified: r.get::<_, i64>(4)? != 0,
+            was_read: r.get::<_, i64>(5)? != 0,
+        })
+    }
+}
+
 /// One line of the inbox.
 #[derive(Debug, Clone)]
 pub struct InboxRow {
@@ -1266,16 +1281,7 @@ impl Db {
             "SELECT id, direction, text, time_ms, verified, read FROM messages WHERE contact_id = ?1
              ORDER BY time_ms DESC, id DESC LIMIT ?2",
         )?;
-        let rows = st.query_map(params![c.id, limit], |r| {
-            Ok(MessageView {
-                id: r.get(0)?,
-                direction: r.get(1)?,
-                text: r.get(2)?,
-                time_ms: r.get::<_, i64>(3)? as u64,
-                verified: r.get::<_, i64>(4)? != 0,
-                was_read: r.get::<_, i64>(5)? != 0,
-            })
-        })?;
+        let rows = st.query_map(params![c.id, limit], MessageView::from_row)?;
         let mut out = rows.collect::<Result<Vec<_>, _>>()?;
         out.reverse();
         drop(st);

@@ -5,8 +5,6 @@
 //! once and whole.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
-
 use deaddrop_client::db::{Db, FoundEntry};
 use deaddrop_proto::message::MessageId;
 use deaddrop_proto::rng::SystemRng;
@@ -17,25 +15,10 @@ use deaddrop_proto::{
 };
 use zeroize::Zeroizing;
 
+mod common;
+use common::Home;
+
 const LEDGER: &str = "http://ledger.test:8470";
-
-/// A temporary home, removed when dropped.
-struct Home(PathBuf);
-
-impl Home {
-    fn new(tag: &str) -> Home {
-        let mut bytes = [0u8; 8];
-        rand_core::RngCore::fill_bytes(&mut SystemRng, &mut bytes);
-        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Home(std::env::temp_dir().join(format!("deaddrop-client-test-{tag}-{name}")))
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn person() -> Person {
     Person::generate(Suite::XWing, None, &mut SystemRng).unwrap()

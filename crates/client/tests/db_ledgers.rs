@@ -3,30 +3,12 @@
 //! kept them, and never applied to another ledger that took the same URL.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
-
 use deaddrop_client::api::LedgerId;
 use deaddrop_client::db::{position_key, Db};
 use deaddrop_client::settings::{Setting, Settings};
-use deaddrop_proto::rng::SystemRng;
 
-/// A temporary home with a database (no identity needed), removed when dropped.
-struct Home(PathBuf);
-
-impl Home {
-    fn new(tag: &str) -> Home {
-        let mut bytes = [0u8; 8];
-        rand_core::RngCore::fill_bytes(&mut SystemRng, &mut bytes);
-        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Home(std::env::temp_dir().join(format!("deaddrop-client-test-{tag}-{name}")))
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::Home;
 
 const A: &str = "http://127.0.0.1:8470";
 const B: &str = "http://localhost:8470";

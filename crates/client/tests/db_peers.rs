@@ -5,35 +5,19 @@
 //! ago than that is stale.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
-
 use deaddrop_client::db::{Db, FoundEntry, MAX_INTRODUCTIONS, STALE_MS};
 use deaddrop_proto::rng::SystemRng;
 use deaddrop_proto::testkit::Person;
 use deaddrop_proto::{open, seal, CheckKey, CheckString, ContactCard, Entry, Identity, Suite};
 use deaddrop_proto::{Opened, PairKeys, RejectReason};
 
+mod common;
+use common::Home;
+
 const LEDGER: &str = "http://ledger.test:8470";
 const DAY_MS: u64 = 24 * 3600 * 1000;
 /// A ledger time well after the epoch, at the start of a day.
 const T: u64 = 20_000 * DAY_MS;
-
-struct Home(PathBuf);
-
-impl Home {
-    fn new(tag: &str) -> Home {
-        let mut bytes = [0u8; 8];
-        rand_core::RngCore::fill_bytes(&mut SystemRng, &mut bytes);
-        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Home(std::env::temp_dir().join(format!("deaddrop-peers-test-{tag}-{name}")))
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn my_db(home: &Home, me: &Identity) -> (Db, ContactCard) {
     let mut db = Db::create(&home.0, None).unwrap();

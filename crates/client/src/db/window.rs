@@ -34,16 +34,7 @@ impl Db {
                  ORDER BY time_ms DESC, id DESC LIMIT ?3)
              ORDER BY time_ms, id",
         )?;
-        let rows = st.query_map(params![c.id, since, last], |r| {
-            Ok(MessageView {
-                id: r.get(0)?,
-                direction: r.get(1)?,
-                text: r.get(2)?,
-                time_ms: r.get::<_, i64>(3)? as u64,
-                verified: r.get::<_, i64>(4)? != 0,
-                was_read: r.get::<_, i64>(5)? != 0,
-            })
-        })?;
+        let rows = st.query_map(params![c.id, since, last], MessageView::from_row)?;
         let out = rows.collect::<Result<Vec<_>, _>>()?;
         drop(st);
         let tx = self.conn.transaction()?;

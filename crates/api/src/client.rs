@@ -40,13 +40,14 @@ use crate::tls;
 #[non_exhaustive]
 pub enum LedgerError {
     /// The ledger's URL cannot be used.
-    #[error("`{url}` is not a ledger URL: {detail}; {fix}")]
+    #[error("`{url}` is not a ledger URL: {detail}")]
     BadUrl {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
         detail: String,
-        /// What to write instead, e.g. "give the ledger's base URL without /v1:
+        /// What to write instead (the hint; the message leaves it out), e.g. "give the ledger's base
+        /// URL without /v1:
         /// http://127.0.0.1:8470".
         fix: String,
     },

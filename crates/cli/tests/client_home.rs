@@ -692,6 +692,11 @@ fn urls_that_cannot_work_fail_at_once_with_the_fix_in_the_hint() {
         e.hint.contains(&format!("add http:// or https://: {http}")),
         "{e:?}"
     );
+    // The error says what is wrong, the hint what to write: not both the same.
+    assert!(
+        e.error.contains("no scheme") && !e.error.contains("add http://"),
+        "{e:?}"
+    );
     a.ledger = http;
     a.sync();
 }
